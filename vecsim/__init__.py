@@ -1,0 +1,31 @@
+"""vecsim: visual copy detection for images (and, soon, videos) on Milvus."""
+
+from .errors import (
+    CorruptMediaError,
+    DescriptorMismatchError,
+    EmptyMediaError,
+    IndexConfigError,
+    InvalidRequestError,
+    MediaError,
+    MediaNotFoundError,
+    MediaTooLargeError,
+    StoreError,
+    TaskExistsError,
+    TaskNotFoundError,
+    UnsupportedMediaError,
+    VecsimError,
+)
+from .index import CustomIndex
+from .aio import AsyncCustomIndex
+from .index_config import FlatIndex, HnswIndex, IvfFlatIndex, IvfPqIndex, IvfSq8Index, parse_index_config
+from .schema import AddManyResult, AddResult, AssetInfo, AssetMatch, IndexInfo, Match, QueryResult, RemoveResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddManyResult", "AddResult", "AssetInfo", "AssetMatch", "AsyncCustomIndex", "CorruptMediaError",
+    "CustomIndex", "DescriptorMismatchError", "EmptyMediaError", "FlatIndex", "HnswIndex", "IndexConfigError",
+    "IndexInfo", "InvalidRequestError", "IvfFlatIndex", "IvfPqIndex", "IvfSq8Index", "Match", "MediaError",
+    "MediaNotFoundError", "MediaTooLargeError", "QueryResult", "RemoveResult", "StoreError", "TaskExistsError",
+    "TaskNotFoundError", "UnsupportedMediaError", "VecsimError", "parse_index_config",
+]

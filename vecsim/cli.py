@@ -1,0 +1,205 @@
+"""The ``vecsim`` command line.
+
+Exit codes: 0 success, 1 an operation failed (bad input, unknown task_id, store error),
+2 a usage error. Errors are one line on stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import MediaError, VecsimError
+from .index_config import parse_param_pairs
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Visual copy detection: add images to a custom index, query with a copy, remove by task_id.",
+)
+bench_app = typer.Typer(no_args_is_help=True, help="Measure detection quality and speed.")
+app.add_typer(bench_app, name="bench")
+
+
+class _State:
+    index: str | None = None
+    collection: str = "vecsim"
+    debug: bool = False
+
+
+state = _State()
+
+
+@app.callback()
+def _main(
+    index: Annotated[
+        Optional[str],
+        typer.Option("--index", envvar="VECSIM_INDEX", help="Index URI: a *.db file (Milvus Lite) or http://host:19530."),
+    ] = None,
+    collection: Annotated[str, typer.Option(help="Collection name inside the index.")] = "vecsim",
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    state.index, state.collection, state.debug = index, collection, debug
+
+
+def _open(index_type: str | None = None, index_params: list[str] | None = None):
+    from .index import CustomIndex
+
+    params = parse_param_pairs(index_params or [])
+    return CustomIndex(state.index, collection=state.collection, index=index_type, index_params=params or None)
+
+
+def _emit(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"vecsim: error: {message}", err=True)
+
+
+@app.command()
+def add(
+    paths: Annotated[list[str], typer.Argument(help="Image files and folders (searched recursively).")],
+    metadata: Annotated[Optional[str], typer.Option(help="JSON object stored with every added file.")] = None,
+    task_id: Annotated[Optional[str], typer.Option(help="task_id for a single file (default: generated).")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing task_id.")] = False,
+    index_type: Annotated[Optional[str], typer.Option(help="FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ or HNSW (at creation).")] = None,
+    index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE index parameter, repeatable.")] = None,
+) -> None:
+    """Add media; prints one JSON line per added file: {"task_id", "source"}."""
+    from .media import expand_sources
+
+    meta = json.loads(metadata) if metadata else None
+    if meta is not None and not isinstance(meta, dict):
+        raise VecsimError("--metadata must be a JSON object")
+    sources = expand_sources(paths)
+    if task_id is not None and len(sources) != 1:
+        raise VecsimError(f"--task-id names one file, but {len(sources)} files were given")
+    if not sources:
+        raise VecsimError("no image files found in the given paths")
+    with _open(index_type, index_param) as index:
+        result = index.add_many(sources, metadata=meta, task_ids=[task_id] if task_id else None, replace=replace)
+    for a in result.added:
+        _emit({"task_id": a.task_id, "source": a.source})
+    for f in result.failed:
+        _fail(f.message)
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def query(
+    paths: Annotated[list[str], typer.Argument(help="Query image files or folders.")],
+    top_k: Annotated[int, typer.Option(min=1, help="At most this many assets per query.")] = 5,
+    threshold: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Minimum similarity_score (default 0.5).")] = None,
+) -> None:
+    """Query; prints one JSON line per query file: {"source", "output": [assets]}."""
+    from .media import expand_sources
+
+    failed = 0
+    with _open() as index:
+        for src in expand_sources(paths):
+            try:
+                result = index.query(src, top_k=top_k, threshold=threshold)
+            except MediaError as exc:
+                _fail(str(exc))
+                failed += 1
+                continue
+            _emit(result.model_dump(mode="json"))
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def remove(task_ids: Annotated[list[str], typer.Argument(help="task_ids to delete.")]) -> None:
+    """Remove assets by task_id; prints one JSON line per removed asset."""
+    failed = 0
+    with _open() as index:
+        for tid in task_ids:
+            try:
+                _emit(index.remove(tid).model_dump(mode="json"))
+            except VecsimError as exc:
+                _fail(str(exc))
+                failed += 1
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def get(task_id: str) -> None:
+    """Show one asset: metadata, source, frames."""
+    with _open() as index:
+        _emit(index.get(task_id).model_dump(mode="json"))
+
+
+@app.command()
+def info() -> None:
+    """Engine, descriptor, counts and index config."""
+    with _open() as index:
+        _emit(index.info().model_dump(mode="json"))
+
+
+@app.command()
+def demo() -> None:
+    """Index scikit-image's sample photos plus distractors, query edited copies, print the table.
+
+    Uses a temporary Milvus Lite file unless --index is given."""
+    from .demo import run_demo
+
+    run_demo(state.index)
+
+
+@bench_app.command("images")
+def bench_images(
+    references: Annotated[Path, typer.Argument(help="Folder of reference photos.")],
+    distractors: Annotated[Optional[Path], typer.Option(help="Folder of distractor photos (indexed too).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for image-bench.md / .json.")] = Path("bench-out"),
+    index_type: Annotated[str, typer.Option(help="Index type of the benchmark collection.")] = "FLAT",
+    index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, repeatable.")] = None,
+    max_references: Annotated[Optional[int], typer.Option(help="Sample this many references.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Recall@1 per edit (14 standard edits), embedding and query speed. Index: --index, or a temporary file."""
+    from .bench import run_image_bench, write_report
+
+    report = run_image_bench(
+        references, distractors, uri=state.index, index=index_type,
+        index_params=parse_param_pairs(index_param or []) or None,
+        max_references=max_references, seed=seed, progress=lambda m: typer.echo(m, err=True),
+    )
+    md, js = write_report(report, out)
+    typer.echo(report.to_markdown())
+    typer.echo(f"\nwrote {md} and {js}", err=True)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("vecsim: aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors, vecsim errors, anything else: one line
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if state.debug:
+            traceback.print_exc()
+        elif not isinstance(exc, (VecsimError, json.JSONDecodeError, FileNotFoundError, ValueError)):
+            typer.echo("vecsim: (run with --debug for the traceback)", err=True)
+        _fail(str(exc) if not isinstance(exc, json.JSONDecodeError) else f"invalid JSON: {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

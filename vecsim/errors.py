@@ -1,0 +1,72 @@
+"""Every error vecsim raises on purpose. Catch :class:`VecsimError` to catch them all."""
+
+from __future__ import annotations
+
+
+class VecsimError(Exception):
+    """Base class of vecsim's own errors."""
+
+
+# --- media -------------------------------------------------------------------------------------
+
+
+class MediaError(VecsimError, ValueError):
+    """The input could not be turned into frames. ``source`` names the input, ``reason`` says why."""
+
+    def __init__(self, source: str, reason: str):
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+class EmptyMediaError(MediaError):
+    """The input has zero bytes."""
+
+
+class UnsupportedMediaError(MediaError):
+    """The input is not an image (or not a format vecsim reads)."""
+
+
+class CorruptMediaError(MediaError):
+    """The input is truncated or damaged."""
+
+
+class MediaTooLargeError(MediaError):
+    """The input is larger than the configured limit (pixels, or bytes)."""
+
+
+class MediaNotFoundError(MediaError, FileNotFoundError):
+    """A path that does not exist."""
+
+
+# --- index -------------------------------------------------------------------------------------
+
+
+class InvalidRequestError(VecsimError, ValueError):
+    """A bad argument: a malformed ``task_id``, metadata that is not a JSON object, ``top_k < 1``."""
+
+
+class IndexConfigError(VecsimError, ValueError):
+    """An index type or parameter the connected engine cannot do, or an invalid URI."""
+
+
+class DescriptorMismatchError(VecsimError):
+    """The collection was built with another descriptor than the one asked for."""
+
+
+class TaskExistsError(VecsimError, KeyError):
+    """``add`` with a ``task_id`` that is already in the index (pass ``replace=True`` to overwrite)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class TaskNotFoundError(VecsimError, KeyError):
+    """``remove`` / ``get`` of a ``task_id`` the index does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreError(VecsimError, RuntimeError):
+    """The vector store failed (connection, write, schema). The message carries the engine's words."""
