@@ -12,6 +12,7 @@ so a query issued after ``add`` or ``remove`` returns sees the change.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict
 from typing import Any
@@ -30,8 +31,25 @@ INSERT_BATCH = 1000
 #: Rows asked per query vector, per wanted asset, when the engine cannot group by asset.
 CLIENT_GROUP_OVERSAMPLE = 16
 MAX_SEARCH_LIMIT = 16384
+FRAME_WINDOW = 10000
 _COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _OUTPUT_FIELDS = ["task_id", "frame", "timestamp", "media_type", "pdq"]
+
+
+#: Open MilvusStore objects per Milvus Lite path in this process. Milvus Lite runs one in-process
+#: server per path that holds the file's lock until released; the last store to close releases it,
+#: so another process can open the file afterwards.
+_lite_users: dict[str, int] = {}
+
+
+def _release_lite(uri: str) -> None:
+    path = os.path.abspath(uri)
+    _lite_users[path] = _lite_users.get(path, 1) - 1
+    if _lite_users[path] <= 0:
+        del _lite_users[path]
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(path)
 
 
 def is_server_uri(uri: str) -> bool:
@@ -68,14 +86,18 @@ class MilvusStore:
         self.collection = collection
         self.engine = "milvus" if is_server_uri(uri) else "milvus-lite"
         self._client = self._connect(uri, token, db_name)
-        self.engine_version = str(self._client.get_server_version())
-        if self._client.has_collection(collection):
-            self.spec = self._read_spec()
-            self._ensure_loaded()
-        else:
-            self._check_supported(create_spec.index, create_spec.dim)
-            self._create(create_spec)
-            self.spec = create_spec
+        try:
+            self.engine_version = str(self._client.get_server_version())
+            if self._client.has_collection(collection):
+                self.spec = self._read_spec()
+                self._ensure_loaded()
+            else:
+                self._check_supported(create_spec.index, create_spec.dim)
+                self._create(create_spec)
+                self.spec = create_spec
+        except BaseException:
+            self.close()
+            raise
         self._group_in_store = self.engine == "milvus-lite" or _parse_version(self.engine_version) >= (2, 4)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -89,12 +111,24 @@ class MilvusStore:
         if db_name:
             kwargs["db_name"] = db_name
         try:
-            return MilvusClient(**kwargs)
+            client = MilvusClient(**kwargs)
         except Exception as exc:  # pymilvus raises several types for "cannot connect"
-            raise StoreError(f"cannot open Milvus at {uri}: {exc}") from exc
+            hint = (
+                " (Milvus Lite lets one process at a time open a .db; is another process using it?)"
+                if self.engine == "milvus-lite" else ""
+            )
+            raise StoreError(f"cannot open Milvus at {uri}: {exc}{hint}") from exc
+        if self.engine == "milvus-lite":
+            _lite_users[os.path.abspath(uri)] = _lite_users.get(os.path.abspath(uri), 0) + 1
+        return client
 
     def close(self) -> None:
+        if self._client is None:
+            return
         self._client.close()
+        self._client = None
+        if self.engine == "milvus-lite":
+            _release_lite(self.uri)
 
     def _check_supported(self, index: IndexConfig, dim: int) -> None:
         allowed = LITE_INDEX_TYPES if self.engine == "milvus-lite" else SERVER_INDEX_TYPES
@@ -177,7 +211,7 @@ class MilvusStore:
             raise StoreError(f"insert into {self.collection!r} failed: {exc}") from exc
 
     def delete(self, task_id: str) -> int:
-        n = len(self._pks(task_id))
+        n = len(self._task_rows(task_id, ["pk"]))
         if n:
             self._client.delete(self.collection, filter=f"task_id == {_literal(task_id)}")
         return n
@@ -222,26 +256,26 @@ class MilvusStore:
             out.append(list(best.values()))
         return out
 
-    def _pks(self, task_id: str) -> list[str]:
-        rows = self._query(f"task_id == {_literal(task_id)}", ["pk"])
-        return [r["pk"] for r in rows]
-
-    def _query(self, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+    def _task_rows(self, task_id: str, fields: list[str]) -> list[dict[str, Any]]:
+        """Every row of one asset. Frames are numbered 0..n-1, so read them in windows of frame
+        numbers, each well inside Milvus's 16384-row query limit."""
         out: list[dict[str, Any]] = []
-        it = self._client.query_iterator(
-            self.collection, batch_size=1000, filter=expr, output_fields=fields, consistency_level=CONSISTENCY
-        )
-        try:
-            while batch := it.next():
-                out.extend(batch)
-        finally:
-            it.close()
-        return out
+        start = 0
+        while True:
+            rows = self._client.query(
+                self.collection,
+                filter=f"task_id == {_literal(task_id)} and frame >= {start} and frame < {start + FRAME_WINDOW}",
+                output_fields=fields,
+                limit=FRAME_WINDOW,
+                consistency_level=CONSISTENCY,
+            )
+            out.extend(rows)
+            if len(rows) < FRAME_WINDOW:
+                return out
+            start += FRAME_WINDOW
 
     def frames(self, task_id: str) -> list[StoredFrame]:
-        rows = self._query(
-            f"task_id == {_literal(task_id)}", ["task_id", "frame", "media_type", "timestamp", "pdq", "source", "metadata"]
-        )
+        rows = self._task_rows(task_id, ["task_id", "frame", "media_type", "timestamp", "pdq", "source", "metadata"])
         rows.sort(key=lambda r: r["frame"])
         return [
             StoredFrame(

@@ -181,16 +181,15 @@ def bench_images(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # returns the code of a typer.Exit raised inside
+        sys.exit(rc if isinstance(rc, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("vecsim: aborted", err=True)
         sys.exit(130)
     except Exception as exc:  # click usage errors, vecsim errors, anything else: one line
-        import click
-
-        if isinstance(exc, click.ClickException):
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):  # a click usage error
             exc.show()
             sys.exit(exc.exit_code)
         if state.debug:

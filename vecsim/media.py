@@ -23,6 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import (
     CorruptMediaError,
     EmptyMediaError,
+    MediaError,
     MediaNotFoundError,
     MediaTooLargeError,
     UnsupportedMediaError,
@@ -167,6 +168,8 @@ def decode_image(media: MediaInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
             im.seek(0)  # GIF / multi-page TIFF: the first frame
             im.load()
             frame = _to_rgb(ImageOps.exif_transpose(im))
+    except MediaError:
+        raise
     except UnidentifiedImageError:
         raise UnsupportedMediaError(source, "not an image (unrecognised format)") from None
     except Image.DecompressionBombError as exc:
@@ -198,6 +201,5 @@ def iter_decoded(
     for item in items:
         try:
             yield item, decode(item, max_pixels=max_pixels)
-        except (CorruptMediaError, EmptyMediaError, UnsupportedMediaError, MediaTooLargeError,
-                MediaNotFoundError) as exc:
+        except MediaError as exc:
             yield item, exc

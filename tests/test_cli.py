@@ -1,0 +1,112 @@
+"""The ``vecsim`` command line, end to end in subprocesses (real model, real Milvus Lite)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vecsim import edits
+
+
+def run(args, cwd, env_index=None, check_rc=0):
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("VECSIM_INDEX", None)
+    if env_index:
+        env["VECSIM_INDEX"] = env_index
+    p = subprocess.run([sys.executable, "-m", "vecsim.cli", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert p.returncode == check_rc, f"rc={p.returncode}\nstdout={p.stdout}\nstderr={p.stderr}"
+    return p
+
+
+def lines(text):
+    return [json.loads(x) for x in text.splitlines() if x.strip()]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory, photos):
+    d = tmp_path_factory.mktemp("media")
+    (d / "refs" / "more").mkdir(parents=True)
+    photos["coffee"].save(d / "refs" / "coffee.jpg")
+    photos["rocket"].save(d / "refs" / "more" / "rocket.png")
+    photos["chelsea"].save(d / "chelsea.webp")
+    edits.chain(edits.center_crop(0.5), edits.jpeg(50))(photos["rocket"]).save(d / "rocket_copy.jpg")
+    edits.text_overlay()(photos["chelsea"]).save(d / "chelsea_copy.png")
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    return d
+
+
+def test_add_query_remove_info(media, tmp_path):
+    idx = str(tmp_path / "cli.db")
+    out = lines(run(["--index", idx, "add", str(media / "refs"), "--metadata", '{"shop": "é1"}'], tmp_path).stdout)
+    assert sorted(os.path.basename(x["source"]) for x in out) == ["coffee.jpg", "rocket.png"]
+    single = lines(run(["--index", idx, "add", str(media / "chelsea.webp"), "--task-id", "cat-1"], tmp_path).stdout)
+    assert single == [{"task_id": "cat-1", "source": str(media / "chelsea.webp")}]
+
+    res = lines(run(["--index", idx, "query", str(media / "rocket_copy.jpg"), str(media / "chelsea_copy.png")],
+                    tmp_path).stdout)
+    assert [r["source"] for r in res] == [str(media / "rocket_copy.jpg"), str(media / "chelsea_copy.png")]
+    rocket = res[0]["output"][0]
+    assert rocket["metadata"] == {"shop": "é1"} and rocket["matches"][0]["similarity_score"] > 0.9
+    assert res[1]["output"][0]["task_id"] == "cat-1"
+
+    info = lines(run(["--index", idx, "info"], tmp_path).stdout)[0]
+    assert info["assets"] == 3 and info["engine"] == "milvus-lite" and info["index"]["type"] == "FLAT"
+
+    removed = lines(run(["--index", idx, "remove", "cat-1"], tmp_path).stdout)
+    assert removed == [{"task_id": "cat-1", "removed_frames": 1}]
+    res = lines(run(["--index", idx, "query", str(media / "chelsea_copy.png")], tmp_path).stdout)
+    assert res[0]["output"] == []
+
+
+def test_default_index_is_vecsim_db_in_cwd_and_env_overrides(media, tmp_path):
+    run(["add", str(media / "chelsea.webp")], tmp_path)
+    assert (tmp_path / "vecsim.db").exists()
+    other = tmp_path / "other.db"
+    run(["add", str(media / "chelsea.webp")], tmp_path, env_index=str(other))
+    assert other.exists()
+
+
+def test_errors_are_one_line_with_nonzero_exit(media, tmp_path):
+    idx = str(tmp_path / "e.db")
+    p = run(["--index", idx, "add", str(media / "broken.jpg")], tmp_path, check_rc=1)
+    assert "broken.jpg" in p.stderr and "Traceback" not in p.stderr and p.stdout == ""
+    p = run(["--index", idx, "remove", "nope"], tmp_path, check_rc=1)
+    assert p.stderr.strip() == "vecsim: error: task_id 'nope' is not in the index"
+    p = run(["--index", idx, "query", str(media / "missing.jpg")], tmp_path, check_rc=1)
+    assert "no such file" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    p = run(["--index", idx, "add", str(media / "refs"), "--metadata", "[1]"], tmp_path, check_rc=1)
+    assert "JSON object" in p.stderr
+    p = run(["--index", idx, "add", str(media / "refs"), "--task-id", "x"], tmp_path, check_rc=1)
+    assert "one file" in p.stderr
+    p = run(["--index", idx, "query", str(media / "chelsea.webp"), "--top-k", "0"], tmp_path, check_rc=2)
+    assert "Traceback" not in p.stderr
+
+
+def test_index_type_options(media, tmp_path):
+    pq = str(tmp_path / "pq.db")
+    p = run(["--index", pq, "add", str(media / "chelsea.webp"), "--index-type", "IVF_PQ"], tmp_path, check_rc=1)
+    assert "Milvus server" in p.stderr and "Traceback" not in p.stderr
+    p = run(["--index", pq, "add", str(media / "chelsea.webp"), "--index-type", "HNSW", "--index-param", "M"],
+            tmp_path, check_rc=1)
+    assert "KEY=VALUE" in p.stderr
+    hnsw = str(tmp_path / "hnsw.db")
+    run(["--index", hnsw, "add", str(media / "chelsea.webp"), "--index-type", "HNSW", "--index-param", "M=8",
+         "--index-param", "ef=32"], tmp_path)
+    info = lines(run(["--index", hnsw, "info"], tmp_path).stdout)[0]
+    assert info["index"]["type"] == "HNSW" and info["index"]["M"] == 8 and info["index"]["ef"] == 32
+
+
+def test_debug_shows_traceback(tmp_path):
+    p = run(["--debug", "--index", str(tmp_path / "d.db"), "get", "nope"], tmp_path, check_rc=1)
+    assert "Traceback" in p.stderr
+
+
+def test_demo_runs_offline_and_finds_copies(tmp_path):
+    p = run(["demo"], tmp_path)
+    assert "queries answered correctly" in p.stdout
+    right, total = p.stdout.split("queries answered correctly")[0].split()[-1].split("/")
+    assert int(right) >= int(total) - 2 and int(total) >= 20

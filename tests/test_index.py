@@ -1,0 +1,248 @@
+"""The CustomIndex facade on Milvus Lite, with the real model: add / query / remove / get / count."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+
+from vecsim import (
+    AsyncCustomIndex,
+    CustomIndex,
+    DescriptorMismatchError,
+    IndexConfigError,
+    InvalidRequestError,
+    TaskExistsError,
+    TaskNotFoundError,
+)
+from vecsim import edits
+from vecsim.descriptors import EfficientNetGeM
+from vecsim.errors import CorruptMediaError, EmptyMediaError, MediaTooLargeError, UnsupportedMediaError
+
+from .conftest import encode
+
+EDITS = {
+    "crop": edits.center_crop(0.5),
+    "text": edits.text_overlay(),
+    "rotate": edits.rotate(25),
+    "hue": edits.hue(0.2),
+    "jpeg": edits.jpeg(40),
+    "mirror": edits.hflip,
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_edited_copy_finds_its_original_first(filled_index, photos, edit):
+    for name, photo in photos.items():
+        result = filled_index.query(EDITS[edit](photo))
+        assert result.output, f"{name} {edit}: nothing found"
+        top = result.output[0]
+        assert top.task_id == name, f"{name} {edit}: got {top.task_id}"
+        (match,) = top.matches
+        assert match.query_timestamp == 0 and match.matching_timestamp == 0
+        assert 0.5 <= match.similarity_score <= 1.0 and 0.0 <= match.exact_score <= 1.0
+
+
+def test_scores_identity_vs_crop(filled_index, photos):
+    same = filled_index.query(photos["coffee"]).output[0].matches[0]
+    assert same.similarity_score == 1.0 and same.exact_score == 1.0
+    cropped = filled_index.query(edits.center_crop(0.5)(photos["coffee"])).output[0].matches[0]
+    assert cropped.exact_score < 0.6  # PDQ: a crop is not an exact copy ...
+    assert cropped.similarity_score > 0.9  # ... but the robust descriptor knows it is a copy
+
+
+def test_metadata_comes_back_intact(filled_index, photos):
+    top = filled_index.query(photos["rocket"]).output[0]
+    assert top.metadata == {"name": "rocket", "tags": ["ünïcödé", "写真"], "nested": {"n": 3, "ok": True}}
+    assert filled_index.get("rocket").metadata == top.metadata
+
+
+def test_unrelated_image_matches_nothing(filled_index):
+    from vecsim.sample_media import generated_distractor, sample_photo
+
+    assert filled_index.query(sample_photo("brick")).output == []
+    assert filled_index.query(generated_distractor(7)).output == []
+
+
+def test_top_k_and_threshold(filled_index, photos):
+    res = filled_index.query(photos["astronaut"], top_k=3, threshold=0.0)
+    assert len(res.output) == 3 and res.output[0].task_id == "astronaut"
+    scores = [a.score for a in res.output]
+    assert scores == sorted(scores, reverse=True)
+    with pytest.raises(InvalidRequestError):
+        filled_index.query(photos["astronaut"], top_k=0)
+    with pytest.raises(InvalidRequestError):
+        filled_index.query(photos["astronaut"], threshold=1.5)
+
+
+def test_remove(filled_index, photos):
+    n = filled_index.count()
+    res = filled_index.remove("coffee")
+    assert res.removed_frames == 1 and filled_index.count() == n - 1
+    out = filled_index.query(photos["coffee"], threshold=0.0, top_k=5).output
+    assert "coffee" not in [a.task_id for a in out]
+    with pytest.raises(TaskNotFoundError):
+        filled_index.remove("coffee")
+    with pytest.raises(TaskNotFoundError):
+        filled_index.get("coffee")
+
+
+def test_task_id_generated_duplicate_and_replace(index, photos):
+    a = index.add(photos["coffee"])
+    assert len(a.task_id) == 32
+    index.add(photos["coffee"], task_id="x", metadata={"v": 1})
+    with pytest.raises(TaskExistsError):
+        index.add(photos["rocket"], task_id="x")
+    r = index.add(photos["rocket"], task_id="x", metadata={"v": 2}, replace=True)
+    assert r.replaced and index.count() == 2
+    assert index.get("x").metadata == {"v": 2}
+    assert index.query(photos["rocket"]).output[0].task_id == "x"
+
+
+@pytest.mark.parametrize("bad_id", ["", "a\"b", "x\\y", " pad", "a" * 300, "new\nline"])
+def test_invalid_task_ids(index, photos, bad_id):
+    with pytest.raises(InvalidRequestError):
+        index.add(photos["coffee"], task_id=bad_id)
+    assert index.count() == 0
+
+
+def test_invalid_metadata(index, photos):
+    with pytest.raises(InvalidRequestError):
+        index.add(photos["coffee"], metadata=["not", "a", "dict"])
+    with pytest.raises(InvalidRequestError):
+        index.add(photos["coffee"], metadata={"f": object()})
+    assert index.count() == 0
+
+
+def test_bad_inputs_write_nothing(filled_index, photos, tmp_path):
+    n = filled_index.count()
+    jpeg = encode(photos["coffee"], "JPEG")
+    text = tmp_path / "fake.png"
+    text.write_text("hello")
+    cases = [
+        (b"", EmptyMediaError),
+        (text, UnsupportedMediaError),
+        (jpeg[: len(jpeg) // 2], CorruptMediaError),
+    ]
+    for media, error in cases:
+        with pytest.raises(error):
+            filled_index.add(media)
+        assert filled_index.count() == n
+    small = CustomIndex(filled_index.uri, max_pixels=10_000)
+    with pytest.raises(MediaTooLargeError):
+        small.add(photos["coffee"])
+    assert small.count() == n
+    small.close()
+
+
+def test_add_many_folder_with_a_bad_file(index, photos, tmp_path):
+    (tmp_path / "sub").mkdir()
+    photos["coffee"].save(tmp_path / "a.jpg")
+    photos["rocket"].save(tmp_path / "sub" / "b.png")
+    (tmp_path / "sub" / "c.jpg").write_bytes(b"")
+    res = index.add_many(tmp_path, metadata={"batch": 1})
+    assert sorted(a.source.rsplit("/", 1)[-1] for a in res.added) == ["a.jpg", "b.png"]
+    assert [f.error for f in res.failed] == ["EmptyMediaError"]
+    assert index.count() == 2
+    assert index.get(res.added[0].task_id).metadata == {"batch": 1}
+
+
+def test_results_serialise_to_documented_json(filled_index, photos):
+    data = json.loads(filled_index.query(photos["clock"]).model_dump_json())
+    assert set(data) == {"source", "output"}
+    asset = data["output"][0]
+    assert set(asset) == {"task_id", "metadata", "media_type", "score", "matches"}
+    assert set(asset["matches"][0]) == {"query_timestamp", "matching_timestamp", "similarity_score", "exact_score"}
+
+
+def test_info_and_get(filled_index, photos):
+    info = filled_index.info()
+    assert info.engine == "milvus-lite" and info.assets == len(photos) == info.frames
+    assert info.descriptor.name == "efficientnet-lite0-gem" and info.index["type"] == "FLAT"
+    got = filled_index.get("camera")
+    assert got.media_type == "image" and len(got.frames) == 1 and len(got.frames[0].pdq) == 64
+
+
+def test_index_survives_a_new_process(index_path, photos):
+    with CustomIndex(index_path) as idx:
+        idx.add(photos["coins"], task_id="coins", metadata={"k": "v"})
+    code = (
+        "import sys, json; from vecsim import CustomIndex; from vecsim.sample_media import sample_photo\n"
+        f"idx = CustomIndex({index_path!r}); r = idx.query(sample_photo('coins'))\n"
+        "print(json.dumps([idx.count(), r.output[0].task_id, r.output[0].metadata]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [1, "coins", {"k": "v"}]
+
+
+@pytest.mark.parametrize("index_type,params", [("HNSW", {"M": 8, "efConstruction": 64}), ("IVF_FLAT", {"nlist": 4}),
+                                               ("IVF_SQ8", {"nlist": 4, "nprobe": 4})])
+def test_lite_index_types_round_trip(tmp_path, photos, index_type, params):
+    with CustomIndex(str(tmp_path / "i.db"), index=index_type, index_params=params) as idx:
+        idx.add_many(list(photos.values()), task_ids=list(photos))
+        assert idx.query(edits.center_crop(0.5)(photos["chelsea"])).output[0].task_id == "chelsea"
+        assert idx.info().index["type"] == index_type
+    with CustomIndex(str(tmp_path / "i.db")) as idx:  # reopens with the stored config
+        assert idx.info().index == {"type": index_type, "metric": "COSINE", **_defaults(index_type, params)}
+
+
+def _defaults(index_type, params):
+    from vecsim.index_config import parse_index_config
+
+    d = parse_index_config(index_type, params).model_dump(mode="json")
+    d.pop("type"), d.pop("metric")
+    return d
+
+
+def test_ivf_pq_refused_on_lite_before_any_write(index_path, photos):
+    with CustomIndex(index_path) as idx:
+        idx.add(photos["coffee"], task_id="c")
+    with pytest.raises(IndexConfigError, match="Milvus server"):
+        CustomIndex(index_path, collection="pq", index="IVF_PQ", index_params={"m": 16})
+    with CustomIndex(index_path) as idx:  # the file still opens, data intact
+        assert idx.count() == 1
+    with pytest.raises(IndexConfigError, match="Milvus server"):  # and the refused collection was not created
+        CustomIndex(index_path, collection="pq", index="IVF_PQ")
+    with CustomIndex(index_path, collection="pq") as idx:  # the name is free: a FLAT one can be made
+        assert idx.info().index["type"] == "FLAT"
+
+
+def test_index_options_on_existing_collection_refused(index_path):
+    CustomIndex(index_path).close()
+    with pytest.raises(IndexConfigError, match="already exists"):
+        CustomIndex(index_path, index="HNSW")
+
+
+def test_bad_index_params():
+    with pytest.raises(IndexConfigError, match="nlist"):
+        CustomIndex("unused.db", index="IVF_FLAT", index_params={"nlist": 0})
+    with pytest.raises(IndexConfigError, match="unknown index type"):
+        CustomIndex("unused.db", index="ANNOY")
+
+
+class _OtherDescriptor(EfficientNetGeM):
+    version = "test-other"
+
+
+def test_descriptor_mismatch_on_reopen(index_path, photos):
+    with CustomIndex(index_path, descriptor=_OtherDescriptor(calibration=EfficientNetGeM().calibration)) as idx:
+        idx.add(photos["coffee"])
+    with pytest.raises(DescriptorMismatchError, match="test-other"):
+        CustomIndex(index_path)
+
+
+def test_async_index(index_path, photos):
+    async def run():
+        async with await AsyncCustomIndex.open(index_path) as idx:
+            added = await asyncio.gather(*(idx.add(photos[n], task_id=n) for n in ("coffee", "rocket", "clock")))
+            res = await idx.query(edits.jpeg(30)(photos["rocket"]))
+            count = await idx.count()
+            removed = await idx.remove("rocket")
+            return added, res, count, removed, await idx.count()
+
+    added, res, count, removed, after = asyncio.run(run())
+    assert [a.task_id for a in added] == ["coffee", "rocket", "clock"]
+    assert res.output[0].task_id == "rocket" and count == 3 and removed.removed_frames == 1 and after == 2

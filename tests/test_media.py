@@ -1,0 +1,156 @@
+"""Media input: every accepted kind of input and format, and a typed error for every bad one."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vecsim.errors import (
+    CorruptMediaError,
+    EmptyMediaError,
+    MediaNotFoundError,
+    MediaTooLargeError,
+    UnsupportedMediaError,
+)
+from vecsim.media import decode_image, expand_sources
+
+from .conftest import encode
+
+
+@pytest.fixture(scope="module")
+def photo(photos):
+    return photos["coffee"]
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_each_format_decodes_to_rgb(photo, fmt):
+    data = encode(photo, fmt)
+    media = decode_image(data)
+    (frame,) = media.frames
+    assert media.media_type == "image" and frame.timestamp == 0.0
+    assert frame.image.mode == "RGB" and frame.image.size == photo.size
+    diff = np.abs(np.asarray(frame.image, np.int16) - np.asarray(photo, np.int16)).mean()
+    assert diff < 40  # GIF quantises to 256 colours; the others are close
+
+
+def test_path_bytes_fileobj_and_pil_give_the_same_pixels(photo, tmp_path):
+    path = tmp_path / "p.png"
+    photo.save(path)
+    data = path.read_bytes()
+    arrays = [
+        np.asarray(decode_image(x).frames[0].image)
+        for x in (str(path), path, data, io.BytesIO(data), photo)
+    ]
+    for a in arrays[1:]:
+        assert np.array_equal(a, arrays[0])
+    assert decode_image(str(path)).source == str(path)
+
+
+def test_exif_orientation_is_applied(photo):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 clockwise to display
+    media = decode_image(encode(photo, "JPEG", exif=exif.tobytes()))
+    w, h = photo.size
+    assert media.frames[0].image.size == (h, w)
+
+
+def test_animated_gif_gives_first_frame():
+    frames = [Image.new("RGB", (40, 30), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    px = decode_image(buf.getvalue()).frames[0].image.getpixel((5, 5))
+    assert px[0] > 200 and px[2] < 50
+
+
+def test_palette_with_transparency_is_composited_on_white():
+    im = Image.new("P", (20, 20), 0)
+    im.putpalette([0, 0, 0] * 256)
+    im.info["transparency"] = 0
+    out = decode_image(encode(im, "PNG", transparency=0)).frames[0].image
+    assert out.getpixel((3, 3)) == (255, 255, 255)
+
+
+def test_rgba_and_la_alpha_composited():
+    rgba = Image.new("RGBA", (10, 10), (255, 0, 0, 0))
+    assert decode_image(encode(rgba, "PNG")).frames[0].image.getpixel((1, 1)) == (255, 255, 255)
+    la = Image.new("LA", (10, 10), (0, 255))
+    assert decode_image(encode(la, "PNG")).frames[0].image.getpixel((1, 1)) == (0, 0, 0)
+
+
+def test_cmyk_jpeg_converts(photo):
+    cmyk = photo.convert("CMYK")
+    out = decode_image(encode(cmyk, "JPEG", quality=95)).frames[0].image
+    diff = np.abs(np.asarray(out, np.int16) - np.asarray(photo, np.int16)).mean()
+    assert out.mode == "RGB" and diff < 25
+
+
+def test_16_bit_png_scales_to_8_bit():
+    arr = np.linspace(0, 65535, 64 * 64).astype(np.uint16).reshape(64, 64)
+    im = Image.fromarray(arr)
+    out = np.asarray(decode_image(encode(im, "PNG")).frames[0].image)[..., 0]
+    assert out.min() == 0 and out.max() == 255
+    assert abs(int(out[32, 32]) - 128) <= 2  # mid-grey stays mid-grey (not clipped to white)
+
+
+def test_zero_bytes():
+    with pytest.raises(EmptyMediaError, match="zero bytes"):
+        decode_image(b"")
+
+
+def test_not_an_image(tmp_path):
+    p = tmp_path / "notes.jpg"
+    p.write_text("this is text, not a JPEG")
+    with pytest.raises(UnsupportedMediaError) as err:
+        decode_image(p)
+    assert str(p) in str(err.value) and "not an image" in str(err.value)
+
+
+def test_truncated_jpeg(photo):
+    data = encode(photo, "JPEG")
+    with pytest.raises(CorruptMediaError, match="truncated"):
+        decode_image(data[: len(data) // 2])
+
+
+def test_truncated_png(photo):
+    data = encode(photo, "PNG")
+    with pytest.raises(CorruptMediaError):
+        decode_image(data[: len(data) // 3])
+
+
+def _png_header_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height, with a tiny body: a decompression-bomb header."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = lambda tag, body: struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_refused_from_header():
+    with pytest.raises(MediaTooLargeError, match="pixels"):
+        decode_image(_png_header_claiming(30000, 30000), max_pixels=64_000_000)
+
+
+def test_configurable_pixel_limit(photo):
+    with pytest.raises(MediaTooLargeError, match="max_pixels"):
+        decode_image(encode(photo, "PNG"), max_pixels=1000)
+
+
+def test_missing_path_and_directory(tmp_path):
+    with pytest.raises(MediaNotFoundError):
+        decode_image(tmp_path / "nope.png")
+    with pytest.raises(UnsupportedMediaError, match="directory"):
+        decode_image(tmp_path)
+
+
+def test_expand_sources_recurses_and_filters(tmp_path, photo):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    photo.save(tmp_path / "a" / "one.jpg")
+    photo.save(tmp_path / "a" / "b" / "two.PNG")
+    (tmp_path / "a" / "readme.txt").write_text("x")
+    found = expand_sources([tmp_path])
+    assert found == sorted(found)  # deterministic order: sorted paths
+    assert sorted(p.split("/")[-1] for p in found) == ["one.jpg", "two.PNG"]
