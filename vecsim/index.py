@@ -212,11 +212,12 @@ class CustomIndex:
         try:
             for item, meta, tid in zip(sources, metas, ids):
                 try:
-                    tid = _check_task_id(tid) if tid is not None else _new_task_id()
+                    given = tid is not None
+                    tid = _check_task_id(tid) if given else _new_task_id()
                     meta = _check_metadata(meta)
                     if tid in seen:
                         raise TaskExistsError(f"task_id {tid!r} is given twice in this batch")
-                    existed = self._exists(tid)
+                    existed = given and self._exists(tid)  # a fresh uuid4 cannot exist
                     if existed and not replace:
                         raise TaskExistsError(f"task_id {tid!r} is already in the index (pass replace=True)")
                     pending.append((tid, meta, existed, self._decode(item)))
