@@ -207,6 +207,10 @@ class MilvusStore:
         try:
             for i in range(0, len(data), INSERT_BATCH):
                 self._client.insert(self.collection, data[i : i + INSERT_BATCH])
+            if self.engine == "milvus-lite":
+                # Milvus Lite searches unflushed rows by a slow path (38 ms vs 2 ms for 544 rows,
+                # measured); a flush costs ~7 ms. A server seals segments by itself.
+                self._client.flush(self.collection)
         except Exception as exc:
             raise StoreError(f"insert into {self.collection!r} failed: {exc}") from exc
 
