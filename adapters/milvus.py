@@ -1,9 +1,13 @@
 """Milvus adapter (pymilvus ``MilvusClient``): Milvus Lite for a local ``*.db`` path, a Milvus
 server for ``http(s)://host:port``.
 
-Schema: one row per frame, primary key ``"<task_id>#<frame>"``. The collection's
-:class:`~vecsim.store.CollectionSpec` is saved as the collection property ``vecsim.spec``
-(JSON), so an open checks it before touching any vector.
+Schema: a vecsim collection ``NAME`` is two Milvus collections. ``NAME`` holds one row per
+kept frame (primary key ``"<task_id>#<generation>#<frame>"``, the vector, PDQ hash, timestamp and
+covered span); ``NAME_assets`` holds one record per visible asset (primary key ``task_id``,
+the committed generation, metadata JSON, source, media type, duration; Milvus needs a vector
+field in every collection, so it carries a constant 2-d placeholder). The
+:class:`~vecsim.store.CollectionSpec` is saved as the property ``vecsim.spec`` of ``NAME``, so an
+open checks it before touching any vector.
 
 Consistency: the collection is created with ``Strong`` consistency and every read asks for it,
 so a query issued after ``add`` or ``remove`` returns sees the change.
@@ -21,7 +25,7 @@ import numpy as np
 
 from vecsim.errors import IndexConfigError, StoreError
 from vecsim.index_config import IndexConfig, index_config_from_dict
-from vecsim.store import CollectionSpec, FrameRow, Hit, StoredFrame
+from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
 
 SPEC_PROPERTY = "vecsim.spec"
 CONSISTENCY = "Strong"
@@ -31,9 +35,12 @@ INSERT_BATCH = 1000
 #: Rows asked per query vector, per wanted asset, when the engine cannot group by asset.
 CLIENT_GROUP_OVERSAMPLE = 16
 MAX_SEARCH_LIMIT = 16384
-FRAME_WINDOW = 10000
+FRAME_WINDOW = 4000  # frame numbers per read: room for 4 generations under the 16384-row limit
+QUERY_LIMIT = 16384
+#: Query vectors per search request.
+SEARCH_BATCH = 256
 _COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
-_OUTPUT_FIELDS = ["task_id", "frame", "timestamp", "media_type", "pdq"]
+_OUTPUT_FIELDS = ["task_id", "generation", "frame", "timestamp", "span_end", "pdq"]
 
 
 #: Open MilvusStore objects per Milvus Lite path in this process. Milvus Lite runs one in-process
@@ -84,6 +91,7 @@ class MilvusStore:
             )
         self.uri = uri
         self.collection = collection
+        self.assets_collection = f"{collection}_assets"
         self.engine = "milvus" if is_server_uri(uri) else "milvus-lite"
         self._client = self._connect(uri, token, db_name)
         try:
@@ -144,28 +152,43 @@ class MilvusStore:
         from pymilvus import DataType
 
         c = self._client
-        schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=320)
-        schema.add_field("task_id", DataType.VARCHAR, max_length=256)
-        schema.add_field("frame", DataType.INT64)
-        schema.add_field("media_type", DataType.VARCHAR, max_length=16)
-        schema.add_field("timestamp", DataType.FLOAT)
-        schema.add_field("source", DataType.VARCHAR, max_length=2048)
-        schema.add_field("pdq", DataType.VARCHAR, max_length=64)
-        schema.add_field("metadata", DataType.JSON)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=spec.dim)
-        params = c.prepare_index_params()
-        params.add_index(
+        frames = c.create_schema(auto_id=False, enable_dynamic_field=False)
+        frames.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=320)
+        frames.add_field("task_id", DataType.VARCHAR, max_length=256)
+        frames.add_field("generation", DataType.VARCHAR, max_length=32)
+        frames.add_field("frame", DataType.INT64)
+        frames.add_field("timestamp", DataType.FLOAT)
+        frames.add_field("span_end", DataType.FLOAT)
+        frames.add_field("pdq", DataType.VARCHAR, max_length=64)
+        frames.add_field("vector", DataType.FLOAT_VECTOR, dim=spec.dim)
+        frame_index = c.prepare_index_params()
+        frame_index.add_index(
             field_name="vector",
             index_type=spec.index.type,
             metric_type=spec.index.metric.value,
             params=spec.index.build_params(),
         )
+        assets = c.create_schema(auto_id=False, enable_dynamic_field=False)
+        assets.add_field("task_id", DataType.VARCHAR, is_primary=True, max_length=256)
+        assets.add_field("generation", DataType.VARCHAR, max_length=32)
+        assets.add_field("media_type", DataType.VARCHAR, max_length=16)
+        assets.add_field("source", DataType.VARCHAR, max_length=2048)
+        assets.add_field("duration", DataType.FLOAT)
+        assets.add_field("frames", DataType.INT64)
+        assets.add_field("metadata", DataType.JSON)
+        assets.add_field("placeholder", DataType.FLOAT_VECTOR, dim=2)
+        asset_index = c.prepare_index_params()
+        asset_index.add_index(field_name="placeholder", index_type="FLAT", metric_type="L2")
         try:
+            if c.has_collection(self.assets_collection):  # left by a creation that died half-way
+                c.drop_collection(self.assets_collection)
+            c.create_collection(self.assets_collection, schema=assets, index_params=asset_index,
+                                consistency_level=CONSISTENCY)
+            # The frames collection, with the spec, last: its presence marks a complete collection.
             c.create_collection(
                 self.collection,
-                schema=schema,
-                index_params=params,
+                schema=frames,
+                index_params=frame_index,
                 consistency_level=CONSISTENCY,
                 properties={SPEC_PROPERTY: _spec_to_json(spec)},
             )
@@ -180,26 +203,40 @@ class MilvusStore:
                 f"collection {self.collection!r} at {self.uri} was not made by vecsim (no {SPEC_PROPERTY} "
                 "property); choose another collection name"
             )
-        return _spec_from_json(raw)
+        spec = _spec_from_json(raw)
+        if spec.schema_version != CollectionSpec.schema_version or not self._client.has_collection(
+            self.assets_collection
+        ):
+            raise StoreError(
+                f"collection {self.collection!r} at {self.uri} has vecsim schema version {spec.schema_version}; "
+                f"this vecsim reads version {CollectionSpec.schema_version}: re-index into a new collection"
+            )
+        return spec
 
     def _ensure_loaded(self) -> None:
-        state = str(self._client.get_load_state(self.collection).get("state", ""))
-        if "Loaded" not in state:
-            self._client.load_collection(self.collection)
+        for name in (self.collection, self.assets_collection):
+            state = str(self._client.get_load_state(name).get("state", ""))
+            if "Loaded" not in state:
+                self._client.load_collection(name)
+
+    def _flush(self, name: str) -> None:
+        if self.engine == "milvus-lite":
+            # Milvus Lite searches unflushed rows by a slow path (38 ms vs 2 ms for 544 rows,
+            # measured); a flush costs ~7 ms. A server seals segments by itself.
+            self._client.flush(name)
 
     # --- writes --------------------------------------------------------------------------------
 
-    def insert(self, rows: list[FrameRow]) -> None:
+    def insert_frames(self, rows: list[FrameRow]) -> None:
         data = [
             {
-                "pk": f"{r.task_id}#{r.frame}",
+                "pk": f"{r.task_id}#{r.generation}#{r.frame}",
                 "task_id": r.task_id,
+                "generation": r.generation,
                 "frame": r.frame,
-                "media_type": r.media_type,
                 "timestamp": float(r.timestamp),
-                "source": r.source[:2048],
+                "span_end": float(r.span_end),
                 "pdq": r.pdq,
-                "metadata": r.metadata if r.frame == 0 else {},
                 "vector": np.asarray(r.vector, dtype=np.float32).tolist(),
             }
             for r in rows
@@ -207,17 +244,42 @@ class MilvusStore:
         try:
             for i in range(0, len(data), INSERT_BATCH):
                 self._client.insert(self.collection, data[i : i + INSERT_BATCH])
-            if self.engine == "milvus-lite":
-                # Milvus Lite searches unflushed rows by a slow path (38 ms vs 2 ms for 544 rows,
-                # measured); a flush costs ~7 ms. A server seals segments by itself.
-                self._client.flush(self.collection)
+            self._flush(self.collection)
         except Exception as exc:
             raise StoreError(f"insert into {self.collection!r} failed: {exc}") from exc
 
-    def delete(self, task_id: str) -> int:
-        n = len(self._task_rows(task_id, ["pk"]))
+    def commit_asset(self, record: AssetRecord) -> None:
+        row = {
+            "task_id": record.task_id,
+            "generation": record.generation,
+            "media_type": record.media_type,
+            "source": record.source[:2048],
+            "duration": float(record.duration),
+            "frames": record.frames,
+            "metadata": record.metadata,
+            "placeholder": [1.0, 0.0],
+        }
+        try:
+            self._client.upsert(self.assets_collection, [row])
+            self._flush(self.assets_collection)
+        except Exception as exc:
+            raise StoreError(f"commit of {record.task_id!r} failed: {exc}") from exc
+
+    def delete_asset(self, task_id: str) -> AssetRecord | None:
+        record = self.assets([task_id]).get(task_id)
+        if record is not None:
+            self._client.delete(self.assets_collection, ids=[task_id])
+            self._flush(self.assets_collection)
+        return record
+
+    def delete_frames(self, task_id: str, keep_generation: str | None = None) -> int:
+        expr = f"task_id == {_literal(task_id)}"
+        if keep_generation is not None:
+            expr += f" and generation != {_literal(keep_generation)}"
+        n = len(self._rows_by_frame(expr, ["pk"]))
         if n:
-            self._client.delete(self.collection, filter=f"task_id == {_literal(task_id)}")
+            self._client.delete(self.collection, filter=expr)
+            self._flush(self.collection)
         return n
 
     # --- reads ---------------------------------------------------------------------------------
@@ -231,89 +293,96 @@ class MilvusStore:
             ask = limit
         else:  # Milvus < 2.4 ignores group_by_field silently: over-fetch and group here.
             ask = min(MAX_SEARCH_LIMIT, limit * CLIENT_GROUP_OVERSAMPLE)
-        results = self._client.search(
-            self.collection,
-            data=np.asarray(vectors, dtype=np.float32).tolist(),
-            limit=ask,
-            output_fields=_OUTPUT_FIELDS,
-            search_params={"metric_type": self.spec.index.metric.value, "params": self.spec.index.search_params()},
-            consistency_level=CONSISTENCY,
-            **kwargs,
-        )
         out: list[list[Hit]] = []
-        for hits in results:
-            best: dict[str, Hit] = {}
-            for h in hits:
-                e = h["entity"]
-                if e["task_id"] in best:
-                    continue  # hits come best first: keep the asset's best frame
-                best[e["task_id"]] = Hit(
-                    task_id=e["task_id"],
-                    frame=int(e["frame"]),
-                    timestamp=float(e["timestamp"]),
-                    media_type=e["media_type"],
-                    pdq=e["pdq"],
-                    raw_score=float(h["distance"]),
-                )
-                if len(best) == limit:
-                    break
-            out.append(list(best.values()))
+        for i in range(0, len(vectors), SEARCH_BATCH):
+            results = self._client.search(
+                self.collection,
+                data=np.asarray(vectors[i : i + SEARCH_BATCH], dtype=np.float32).tolist(),
+                limit=ask,
+                output_fields=_OUTPUT_FIELDS,
+                search_params={"metric_type": self.spec.index.metric.value, "params": self.spec.index.search_params()},
+                consistency_level=CONSISTENCY,
+                **kwargs,
+            )
+            out.extend(_best_per_asset(hits, limit) for hits in results)
         return out
 
-    def _task_rows(self, task_id: str, fields: list[str]) -> list[dict[str, Any]]:
-        """Every row of one asset. Frames are numbered 0..n-1, so read them in windows of frame
-        numbers, each well inside Milvus's 16384-row query limit."""
+    def _rows_by_frame(self, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+        """Every row matching ``expr``, read in windows of frame numbers, each well inside
+        Milvus's 16384-row query limit (an asset's frames are numbered 0..n-1 per generation)."""
         out: list[dict[str, Any]] = []
         start = 0
         while True:
             rows = self._client.query(
                 self.collection,
-                filter=f"task_id == {_literal(task_id)} and frame >= {start} and frame < {start + FRAME_WINDOW}",
+                filter=f"{expr} and frame >= {start} and frame < {start + FRAME_WINDOW}",
                 output_fields=fields,
-                limit=FRAME_WINDOW,
+                limit=QUERY_LIMIT,
                 consistency_level=CONSISTENCY,
             )
             out.extend(rows)
-            if len(rows) < FRAME_WINDOW:
+            if not rows:
                 return out
             start += FRAME_WINDOW
 
-    def frames(self, task_id: str) -> list[StoredFrame]:
-        rows = self._task_rows(task_id, ["task_id", "frame", "media_type", "timestamp", "pdq", "source", "metadata"])
+    def frames(self, task_id: str, generation: str) -> list[StoredFrame]:
+        rows = self._rows_by_frame(
+            f"task_id == {_literal(task_id)} and generation == {_literal(generation)}",
+            ["frame", "timestamp", "span_end", "pdq"],
+        )
         rows.sort(key=lambda r: r["frame"])
         return [
-            StoredFrame(
-                task_id=r["task_id"],
-                frame=int(r["frame"]),
-                media_type=r["media_type"],
-                timestamp=float(r["timestamp"]),
-                pdq=r["pdq"],
-                source=r["source"],
-                metadata=r["metadata"] or {},
-            )
+            StoredFrame(frame=int(r["frame"]), timestamp=float(r["timestamp"]), span_end=float(r["span_end"]), pdq=r["pdq"])
             for r in rows
         ]
 
-    def metadata(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+    def assets(self, task_ids: list[str]) -> dict[str, AssetRecord]:
         if not task_ids:
             return {}
-        ids = ", ".join(_literal(t) for t in task_ids)
-        rows = self._client.query(
-            self.collection,
-            filter=f"task_id in [{ids}] and frame == 0",
-            output_fields=["task_id", "metadata"],
-            consistency_level=CONSISTENCY,
+        rows = self._client.get(
+            self.assets_collection,
+            ids=list(dict.fromkeys(task_ids)),
+            output_fields=["task_id", "generation", "media_type", "source", "duration", "frames", "metadata"],
         )
-        return {r["task_id"]: r["metadata"] or {} for r in rows}
+        return {
+            r["task_id"]: AssetRecord(
+                task_id=r["task_id"],
+                generation=r["generation"],
+                media_type=r["media_type"],
+                source=r["source"],
+                duration=float(r["duration"]),
+                frames=int(r["frames"]),
+                metadata=r["metadata"] or {},
+            )
+            for r in rows
+        }
 
     def count(self) -> tuple[int, int]:
-        def n(expr: str) -> int:
-            res = self._client.query(
-                self.collection, filter=expr, output_fields=["count(*)"], consistency_level=CONSISTENCY
-            )
+        def n(name: str) -> int:
+            res = self._client.query(name, filter="", output_fields=["count(*)"], consistency_level=CONSISTENCY)
             return int(res[0]["count(*)"])
 
-        return n("frame == 0"), n("")
+        return n(self.assets_collection), n(self.collection)
+
+
+def _best_per_asset(hits: Any, limit: int) -> list[Hit]:
+    best: dict[str, Hit] = {}
+    for h in hits:  # best first: keep each asset's best frame
+        e = h["entity"]
+        if e["task_id"] in best:
+            continue
+        best[e["task_id"]] = Hit(
+            task_id=e["task_id"],
+            generation=e["generation"],
+            frame=int(e["frame"]),
+            timestamp=float(e["timestamp"]),
+            span_end=float(e["span_end"]),
+            pdq=e["pdq"],
+            raw_score=float(h["distance"]),
+        )
+        if len(best) == limit:
+            break
+    return list(best.values())
 
 
 def _spec_to_json(spec: CollectionSpec) -> str:

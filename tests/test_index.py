@@ -152,9 +152,14 @@ def test_add_many_folder_with_a_bad_file(index, photos, tmp_path):
 
 def test_results_serialise_to_documented_json(filled_index, photos):
     data = json.loads(filled_index.query(photos["clock"]).model_dump_json())
-    assert set(data) == {"source", "output"}
+    assert set(data) == {"source", "media_type", "duration", "query_frames", "output", "warnings"}
+    assert data["media_type"] == "image" and data["query_frames"] == 1 and data["duration"] == 0
     asset = data["output"][0]
-    assert set(asset) == {"task_id", "metadata", "media_type", "score", "matches"}
+    assert set(asset) == {"task_id", "metadata", "media_type", "score", "matched_ratio", "longest_segment_seconds",
+                          "matches", "segments"}
+    assert asset["matched_ratio"] == 1.0
+    assert asset["segments"] == [{"query_start": 0.0, "query_end": 0.0, "match_start": 0.0, "match_end": 0.0,
+                                  "score": asset["matches"][0]["similarity_score"]}]
     assert set(asset["matches"][0]) == {"query_timestamp", "matching_timestamp", "similarity_score", "exact_score"}
 
 

@@ -17,7 +17,7 @@ from vecsim.errors import (
     MediaTooLargeError,
     UnsupportedMediaError,
 )
-from vecsim.media import decode_image, expand_sources
+from vecsim.media import decode_image, expand_sources, open_media
 
 from .conftest import encode
 
@@ -31,7 +31,7 @@ def photo(photos):
 def test_each_format_decodes_to_rgb(photo, fmt):
     data = encode(photo, fmt)
     media = decode_image(data)
-    (frame,) = media.frames
+    (frame,) = media.read_all()
     assert media.media_type == "image" and frame.timestamp == 0.0
     assert frame.image.mode == "RGB" and frame.image.size == photo.size
     diff = np.abs(np.asarray(frame.image, np.int16) - np.asarray(photo, np.int16)).mean()
@@ -43,7 +43,7 @@ def test_path_bytes_fileobj_and_pil_give_the_same_pixels(photo, tmp_path):
     photo.save(path)
     data = path.read_bytes()
     arrays = [
-        np.asarray(decode_image(x).frames[0].image)
+        np.asarray(decode_image(x).read_all()[0].image)
         for x in (str(path), path, data, io.BytesIO(data), photo)
     ]
     for a in arrays[1:]:
@@ -56,35 +56,42 @@ def test_exif_orientation_is_applied(photo):
     exif[0x0112] = 6  # rotate 90 clockwise to display
     media = decode_image(encode(photo, "JPEG", exif=exif.tobytes()))
     w, h = photo.size
-    assert media.frames[0].image.size == (h, w)
+    assert media.read_all()[0].image.size == (h, w)
 
 
-def test_animated_gif_gives_first_frame():
-    frames = [Image.new("RGB", (40, 30), c) for c in ((255, 0, 0), (0, 0, 255))]
+def test_animated_gif_is_a_video_sampled_by_frame_durations():
+    colours = ((255, 0, 0), (0, 0, 255), (0, 255, 0))
+    frames = [Image.new("RGB", (40, 30), c) for c in colours]
     buf = io.BytesIO()
-    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100)
-    px = decode_image(buf.getvalue()).frames[0].image.getpixel((5, 5))
-    assert px[0] > 200 and px[2] < 50
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=600, loop=0)
+    stream = open_media(buf.getvalue())
+    assert stream.media_type == "video"
+    got = stream.read_all()
+    assert [f.timestamp for f in got] == [0.0, 1.2]  # 0.6 s is skipped at 1 fps
+    assert got[0].image.getpixel((5, 5))[0] > 200 and got[1].image.getpixel((5, 5))[1] > 200
+    assert stream.duration == 1.8
+    with pytest.raises(UnsupportedMediaError, match="is a video"):
+        decode_image(buf.getvalue())
 
 
 def test_palette_with_transparency_is_composited_on_white():
     im = Image.new("P", (20, 20), 0)
     im.putpalette([0, 0, 0] * 256)
     im.info["transparency"] = 0
-    out = decode_image(encode(im, "PNG", transparency=0)).frames[0].image
+    out = decode_image(encode(im, "PNG", transparency=0)).read_all()[0].image
     assert out.getpixel((3, 3)) == (255, 255, 255)
 
 
 def test_rgba_and_la_alpha_composited():
     rgba = Image.new("RGBA", (10, 10), (255, 0, 0, 0))
-    assert decode_image(encode(rgba, "PNG")).frames[0].image.getpixel((1, 1)) == (255, 255, 255)
+    assert decode_image(encode(rgba, "PNG")).read_all()[0].image.getpixel((1, 1)) == (255, 255, 255)
     la = Image.new("LA", (10, 10), (0, 255))
-    assert decode_image(encode(la, "PNG")).frames[0].image.getpixel((1, 1)) == (0, 0, 0)
+    assert decode_image(encode(la, "PNG")).read_all()[0].image.getpixel((1, 1)) == (0, 0, 0)
 
 
 def test_cmyk_jpeg_converts(photo):
     cmyk = photo.convert("CMYK")
-    out = decode_image(encode(cmyk, "JPEG", quality=95)).frames[0].image
+    out = decode_image(encode(cmyk, "JPEG", quality=95)).read_all()[0].image
     diff = np.abs(np.asarray(out, np.int16) - np.asarray(photo, np.int16)).mean()
     assert out.mode == "RGB" and diff < 25
 
@@ -92,7 +99,7 @@ def test_cmyk_jpeg_converts(photo):
 def test_16_bit_png_scales_to_8_bit():
     arr = np.linspace(0, 65535, 64 * 64).astype(np.uint16).reshape(64, 64)
     im = Image.fromarray(arr)
-    out = np.asarray(decode_image(encode(im, "PNG")).frames[0].image)[..., 0]
+    out = np.asarray(decode_image(encode(im, "PNG")).read_all()[0].image)[..., 0]
     assert out.min() == 0 and out.max() == 255
     assert abs(int(out[32, 32]) - 128) <= 2  # mid-grey stays mid-grey (not clipped to white)
 

@@ -1,62 +1,127 @@
-"""Query aggregation: frame-level hits -> per-asset match lists -> the top-k assets.
+"""Query aggregation: frame-level hits -> per-asset match lists, segments and ranking.
 
-Input: for each query frame, the store's hits (best frame of each nearby asset). Output: for
-each asset, at most one match per query timestamp (its best), only matches at or above the
-threshold, assets ranked by their best ``similarity_score`` (ties: more matched query frames
-first, then the better ``exact_score``), at most ``top_k`` of them.
+For each asset: for each query frame its best matching frame of that asset (so each
+``query_timestamp`` appears at most once per asset), only matches at or above the threshold,
+hits of uncommitted generations dropped. Then:
+
+- ``matched_ratio`` = matched query frames / sampled query frames;
+- ``segments`` = temporally consistent chains of matches (:mod:`vecsim.alignment`);
+- ``score`` (rank) = ``0.5 · best similarity + 0.5 · Σ similarity / sampled query frames``.
+
+Why this score: the first half says how sure the best match is, the second how much of the
+query the asset explains (a soft matched ratio). For an image query both halves equal the
+similarity, so the score is the similarity. For a video query an asset that explains many
+seconds beats one that matches a single second slightly better, while one strong match still
+ranks. Ties go to more matched frames, then the better ``exact_score``.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .alignment import Point, find_chains
 from .calibration import Calibration
 from .descriptors.pdq import exact_score
-from .schema import Match
-from .store import Hit
+from .schema import AssetMatch, Match, Segment
+from .store import AssetRecord, Hit
+
+
+@dataclass(frozen=True)
+class QueryFrame:
+    timestamp: float
+    pdq: str
+    hits: list[Hit]
 
 
 @dataclass
-class AssetAggregate:
-    task_id: str
-    media_type: str
-    matches: dict[float, Match] = field(default_factory=dict)  # query_timestamp -> best match
-
-    @property
-    def score(self) -> float:
-        return max(m.similarity_score for m in self.matches.values())
-
-    @property
-    def rank_key(self) -> tuple[float, int, float]:
-        best_exact = max(m.exact_score for m in self.matches.values())
-        return (self.score, len(self.matches), best_exact)
+class _Candidate:
+    record: AssetRecord
+    hits: dict[float, tuple[float, Hit]] = field(default_factory=dict)  # query ts -> (similarity, hit)
 
 
 def aggregate(
-    query_timestamps: Sequence[float],
-    query_pdqs: Sequence[str],
-    hits_per_frame: Sequence[Sequence[Hit]],
+    frames: Sequence[QueryFrame],
+    records: dict[str, AssetRecord],
     calibration: Calibration,
     *,
     threshold: float,
     top_k: int,
-) -> list[AssetAggregate]:
-    assets: dict[str, AssetAggregate] = {}
-    for q_ts, q_pdq, hits in zip(query_timestamps, query_pdqs, hits_per_frame, strict=True):
-        for hit in hits:
+    interval: float,
+    query_duration: float,
+) -> list[AssetMatch]:
+    candidates: dict[str, _Candidate] = {}
+    for qf in frames:
+        for hit in qf.hits:
+            record = records.get(hit.task_id)
+            if record is None or record.generation != hit.generation:
+                continue  # removed, or an add / replace that has not committed
             sim = float(calibration(hit.raw_score))
             if sim < threshold:
                 continue
-            match = Match(
-                query_timestamp=q_ts,
-                matching_timestamp=hit.timestamp,
-                similarity_score=round(sim, 6),
-                exact_score=round(exact_score(q_pdq, hit.pdq), 6),
-            )
-            agg = assets.setdefault(hit.task_id, AssetAggregate(hit.task_id, hit.media_type))
-            prev = agg.matches.get(q_ts)
-            if prev is None or match.similarity_score > prev.similarity_score:
-                agg.matches[q_ts] = match
-    ranked = sorted(assets.values(), key=lambda a: a.rank_key, reverse=True)
-    return ranked[:top_k]
+            cand = candidates.setdefault(hit.task_id, _Candidate(record))
+            prev = cand.hits.get(qf.timestamp)
+            if prev is None or sim > prev[0]:
+                cand.hits[qf.timestamp] = (sim, hit)
+    pdq_by_ts = {qf.timestamp: qf.pdq for qf in frames}
+    n_query = max(1, len(frames))
+    results = [_asset_result(c, pdq_by_ts, n_query, interval, query_duration) for c in candidates.values()]
+    results.sort(key=lambda a: (a.score, len(a.matches), max(m.exact_score for m in a.matches)), reverse=True)
+    return results[:top_k]
+
+
+def _aligned_times(cand: _Candidate, interval: float) -> dict[float, float]:
+    """Match time per query time. A frame that stands for a long still stretch (consecutive
+    near-identical frames stored once) is placed inside its span at the asset's typical offset."""
+    short = [h.timestamp - q for q, (_, h) in cand.hits.items() if h.span_end - h.timestamp <= 1.5 * interval]
+    offset = statistics.median(short) if short else None
+    out = {}
+    for q, (_, h) in cand.hits.items():
+        t = h.timestamp
+        if offset is not None and h.span_end - h.timestamp > 1.5 * interval:
+            t = min(max(q + offset, h.timestamp), max(h.timestamp, h.span_end - interval))
+        out[q] = round(t, 3)
+    return out
+
+
+def _asset_result(cand: _Candidate, pdq_by_ts: dict[float, str], n_query: int, interval: float,
+                  query_duration: float) -> AssetMatch:
+    times = _aligned_times(cand, interval)
+    matches = [
+        Match(
+            query_timestamp=q,
+            matching_timestamp=times[q],
+            similarity_score=round(sim, 6),
+            exact_score=round(exact_score(pdq_by_ts[q], hit.pdq), 6),
+        )
+        for q, (sim, hit) in sorted(cand.hits.items())
+    ]
+    points = [
+        Point(q=m.query_timestamp, m=m.matching_timestamp,
+              m_end=max(m.matching_timestamp, min(h.span_end, m.matching_timestamp + interval)), score=m.similarity_score)
+        for m, (_, h) in zip(matches, (cand.hits[q] for q in sorted(cand.hits)))
+    ]
+    duration = cand.record.duration
+    segments = [
+        Segment(
+            query_start=c.points[0].q,
+            query_end=round(min(c.points[-1].q + interval, query_duration) if query_duration else c.points[-1].q, 3),
+            match_start=c.points[0].m,
+            match_end=round(min(c.points[-1].m_end, duration) if duration else c.points[-1].m, 3),
+            score=round(c.score, 6),
+        )
+        for c in find_chains(points, interval=interval)
+    ]
+    sims = [m.similarity_score for m in matches]
+    score = 0.5 * max(sims) + 0.5 * sum(sims) / n_query
+    return AssetMatch(
+        task_id=cand.record.task_id,
+        metadata=cand.record.metadata,
+        media_type=cand.record.media_type,
+        score=round(min(1.0, score), 6),
+        matched_ratio=round(len(matches) / n_query, 6),
+        longest_segment_seconds=round(max((s.query_end - s.query_start for s in segments), default=0.0), 3),
+        matches=matches,
+        segments=segments,
+    )

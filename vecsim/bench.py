@@ -22,7 +22,7 @@ from typing import Any
 from PIL import Image
 
 from .edits import Edit, standard_edits
-from .media import IMAGE_EXTENSIONS, decode
+from .media import IMAGE_EXTENSIONS, decode_image
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -30,7 +30,7 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def load_rgb(path: Path) -> Image.Image:
-    return decode(path).frames[0].image
+    return decode_image(path).read_all()[0].image
 
 
 @dataclass

@@ -12,15 +12,14 @@ import os
 import re
 import sys
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from .aggregate import aggregate
+from .aggregate import QueryFrame, aggregate
 from .descriptors import Descriptor, load_descriptor
-from .descriptors.pdq import pdq_hashes
+from .descriptors.pdq import hamming, pdq_hashes
 from .errors import (
     DescriptorMismatchError,
     IndexConfigError,
@@ -30,41 +29,33 @@ from .errors import (
     TaskNotFoundError,
 )
 from .index_config import FlatIndex, IndexConfig, parse_index_config
-from .media import DEFAULT_MAX_PIXELS, DecodedMedia, MediaInput, decode, describe, expand_sources
+from .media import DEFAULT_MAX_PIXELS, Frame, MediaInput, MediaStream, describe, expand_sources, open_media
+from .video import DEFAULT_FPS, DEFAULT_MAX_DURATION
 from .schema import (
     AddFailure,
     AddManyResult,
     AddResult,
     AssetInfo,
-    AssetMatch,
     DescriptorInfo,
     FrameInfo,
     IndexInfo,
     QueryResult,
     RemoveResult,
 )
-from .store import CollectionSpec, FrameRow, VectorStore
+from .store import AssetRecord, CollectionSpec, FrameRow, VectorStore
 
 DEFAULT_URI = "vecsim.db"
 DEFAULT_COLLECTION = "vecsim"
 #: Default ``threshold`` on ``similarity_score``: a calibrated P(copy) of one half (see docs/calibration.md).
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_TOP_K = 5
+#: Assets fetched per query frame (at least): enough that one asset with many near-identical
+#: frames cannot hide the others (the store returns the best frame of each asset).
+CANDIDATES_PER_FRAME = 10
+#: Frame rows per write.
+WRITE_BATCH = 256
 MAX_METADATA_BYTES = 60_000
 _TASK_ID = re.compile(r"^[^\x00-\x1f\x7f\"'\\]{1,256}$")
-
-
-@dataclass
-class _Embedded:
-    """A decoded input with its vectors and hashes, ready to write or to search."""
-
-    media: DecodedMedia
-    vectors: np.ndarray
-    pdqs: list[str]
-
-    @property
-    def timestamps(self) -> list[float]:
-        return [f.timestamp for f in self.media.frames]
 
 
 def default_uri() -> str:
@@ -81,8 +72,10 @@ class CustomIndex:
 
     ``index`` (type name or config) and ``index_params`` apply when the collection is created;
     an existing collection keeps what it was built with. ``descriptor`` must match the one the
-    collection was built with. Extra keyword arguments go to the store adapter
-    (Milvus: ``token``, ``db_name``).
+    collection was built with. Videos are sampled at ``fps`` frames per second (by presentation
+    time) up to ``max_duration`` seconds; with ``dedupe_distance`` set, a frame within that many
+    PDQ bits of the previous kept frame is not stored, and the kept frame covers its time.
+    Extra keyword arguments go to the store adapter (Milvus: ``token``, ``db_name``).
     """
 
     def __init__(
@@ -94,6 +87,9 @@ class CustomIndex:
         index: str | IndexConfig | None = None,
         index_params: dict[str, Any] | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        fps: float = DEFAULT_FPS,
+        max_duration: float = DEFAULT_MAX_DURATION,
+        dedupe_distance: int | None = None,
         batch_size: int = 16,
         progress: bool | None = None,
         **store_options: Any,
@@ -103,6 +99,13 @@ class CustomIndex:
         self.uri = uri or default_uri()
         self.descriptor: Descriptor = load_descriptor(descriptor)
         self.max_pixels = max_pixels
+        if fps <= 0:
+            raise InvalidRequestError(f"fps must be positive, got {fps}")
+        self.fps = float(fps)
+        self.max_duration = float(max_duration)
+        if dedupe_distance is not None and not 0 <= dedupe_distance <= 256:
+            raise InvalidRequestError(f"dedupe_distance must be in 0..256 PDQ bits, got {dedupe_distance}")
+        self.dedupe_distance = dedupe_distance
         self.batch_size = max(1, batch_size)
         self.progress = progress
         wanted = _index_config(index, index_params)
@@ -142,21 +145,16 @@ class CustomIndex:
                 f"{stored.index.model_dump(mode='json')}; index options only apply when a collection is created"
             )
 
-    # --- embedding -----------------------------------------------------------------------------
+    # --- media and embedding -------------------------------------------------------------------
 
-    def _embed(self, items: Sequence[DecodedMedia]) -> list[_Embedded]:
-        images = [f.image for m in items for f in m.frames]
-        vectors = self.descriptor.embed(images) if images else np.zeros((0, self.descriptor.dim), np.float32)
-        hashes = pdq_hashes(images)
-        out, i = [], 0
-        for m in items:
-            n = len(m.frames)
-            out.append(_Embedded(m, vectors[i : i + n], hashes[i : i + n]))
-            i += n
-        return out
+    def _open(self, media: MediaInput) -> MediaStream:
+        return open_media(media, max_pixels=self.max_pixels, fps=self.fps, max_duration=self.max_duration)
 
-    def _decode(self, media: MediaInput) -> DecodedMedia:
-        return decode(media, max_pixels=self.max_pixels)
+    def _embedded_batches(self, stream: MediaStream) -> Iterator[tuple[list[Frame], np.ndarray, list[str]]]:
+        """Decode, embed and hash a stream batch by batch: memory does not grow with its length."""
+        for batch in _batched(stream.frames, self.batch_size):
+            images = [f.image for f in batch]
+            yield batch, self.descriptor.embed(images), pdq_hashes(images)
 
     # --- add -----------------------------------------------------------------------------------
 
@@ -168,17 +166,46 @@ class CustomIndex:
         *,
         replace: bool = False,
     ) -> AddResult:
-        """Add one image. Returns its ``task_id`` (generated when not given).
+        """Add one image or video. Returns its ``task_id`` (generated when not given).
 
-        Nothing is written unless the whole input decodes and embeds.
+        All or nothing: frames are written under a new generation and become visible only when
+        the asset record is committed after the last one; on any failure they are deleted.
         """
-        task_id = _check_task_id(task_id) if task_id is not None else _new_task_id()
+        given = task_id is not None
+        task_id = _check_task_id(task_id) if given else _new_task_id()
         metadata = _check_metadata(metadata)
-        exists = self._exists(task_id)
-        if exists and not replace:
+        existing = self._store.assets([task_id]).get(task_id) if given else None
+        if existing is not None and not replace:
             raise TaskExistsError(f"task_id {task_id!r} is already in the index (pass replace=True to overwrite)")
-        (embedded,) = self._embed([self._decode(media)])
-        return self._write(task_id, embedded, metadata, replaced=exists)
+        return self._ingest(task_id, self._open(media), metadata, existing)
+
+    def _ingest(self, task_id: str, stream: MediaStream, metadata: dict[str, Any],
+                existing: AssetRecord | None) -> AddResult:
+        keep = existing.generation if existing else None
+        generation = uuid.uuid4().hex[:16]
+        self._store.delete_frames(task_id, keep_generation=keep)  # leftovers of a killed add
+        rows = _RowWriter(self._store, task_id, generation, self.dedupe_distance)
+        sampled = 0
+        try:
+            for batch, vectors, hashes in self._embedded_batches(stream):
+                sampled += len(batch)
+                for frame, vector, pdq in zip(batch, vectors, hashes):
+                    rows.add(frame.timestamp, vector, pdq)
+            duration = stream.duration or 0.0
+            stored = rows.finish(duration)
+            self._store.commit_asset(AssetRecord(
+                task_id=task_id, generation=generation, media_type=stream.media_type, source=stream.source,
+                duration=duration, frames=stored, metadata=metadata,
+            ))
+        except BaseException:
+            self._store.delete_frames(task_id, keep_generation=keep)  # never leave part of an asset
+            raise
+        if existing is not None:
+            self._store.delete_frames(task_id, keep_generation=generation)
+        return AddResult(
+            task_id=task_id, source=stream.source, media_type=stream.media_type, duration=duration,
+            frames=sampled, stored_frames=stored, replaced=existing is not None, warnings=stream.warnings,
+        )
 
     def add_many(
         self,
@@ -188,130 +215,82 @@ class CustomIndex:
         *,
         replace: bool = False,
     ) -> AddManyResult:
-        """Add many inputs (directories are expanded recursively), embedding them in batches.
-
-        ``metadata`` is one dict for all, or one per input. A bad input does not stop the others:
-        it is reported in ``failed`` and nothing of it is written.
-        """
+        """Add many inputs (directories are expanded recursively), one after the other, each
+        embedded in batches. ``metadata`` is one dict for all, or one per input. A bad input does
+        not stop the others: it is reported in ``failed`` and nothing of it is written."""
         sources = expand_sources(media)
         metas = _per_item(metadata, len(sources), "metadata")
         ids = list(task_ids) if task_ids is not None else [None] * len(sources)
         if len(ids) != len(sources):
             raise InvalidRequestError(f"{len(ids)} task_ids for {len(sources)} inputs")
+        dupes = {t for t in ids if t is not None and ids.count(t) > 1}
         added: list[AddResult] = []
         failed: list[AddFailure] = []
-        pending: list[tuple[str, dict[str, Any], bool, DecodedMedia]] = []
-        seen: set[str] = set()
-
-        def flush() -> None:
-            for (tid, meta, existed, _), emb in zip(pending, self._embed([p[3] for p in pending])):
-                added.append(self._write(tid, emb, meta, replaced=existed))
-            pending.clear()
-
-        bar = self._progress_bar(len(sources), "embedding")
+        bar = self._progress_bar(len(sources), "adding")
         try:
             for item, meta, tid in zip(sources, metas, ids):
                 try:
-                    given = tid is not None
-                    tid = _check_task_id(tid) if given else _new_task_id()
-                    meta = _check_metadata(meta)
-                    if tid in seen:
-                        raise TaskExistsError(f"task_id {tid!r} is given twice in this batch")
-                    existed = given and self._exists(tid)  # a fresh uuid4 cannot exist
-                    if existed and not replace:
-                        raise TaskExistsError(f"task_id {tid!r} is already in the index (pass replace=True)")
-                    pending.append((tid, meta, existed, self._decode(item)))
-                    seen.add(tid)
+                    if tid in dupes:
+                        raise TaskExistsError(f"task_id {tid!r} is given more than once in this batch")
+                    added.append(self.add(item, meta, tid, replace=replace))
                 except (MediaError, TaskExistsError, InvalidRequestError) as exc:
                     failed.append(AddFailure(source=describe(item), error=type(exc).__name__, message=str(exc)))
-                if sum(len(p[3].frames) for p in pending) >= self.batch_size:
-                    flush()
                 bar.update(1)
-            if pending:
-                flush()
         finally:
             bar.close()
         return AddManyResult(added=added, failed=failed)
 
-    def _write(self, task_id: str, emb: _Embedded, metadata: dict[str, Any], *, replaced: bool) -> AddResult:
-        rows = [
-            FrameRow(
-                task_id=task_id,
-                frame=i,
-                media_type=emb.media.media_type,
-                timestamp=frame.timestamp,
-                vector=emb.vectors[i],
-                pdq=emb.pdqs[i],
-                source=emb.media.source,
-                metadata=metadata,
-            )
-            for i, frame in enumerate(emb.media.frames)
-        ]
-        if replaced:
-            self._store.delete(task_id)
-        try:
-            self._store.insert(rows)
-        except BaseException:
-            self._store.delete(task_id)  # never leave part of an asset behind
-            raise
-        return AddResult(
-            task_id=task_id, source=emb.media.source, media_type=emb.media.media_type,
-            frames=len(rows), replaced=replaced,
-        )
-
-    def _exists(self, task_id: str) -> bool:
-        return bool(self._store.metadata([task_id]))
-
     # --- query ---------------------------------------------------------------------------------
 
     def query(self, media: MediaInput, top_k: int = DEFAULT_TOP_K, threshold: float | None = None) -> QueryResult:
-        """Which indexed assets does ``media`` copy? Up to ``top_k`` assets, best first, each with
-        its matches at or above ``threshold`` (default :data:`DEFAULT_THRESHOLD`)."""
+        """Which indexed assets does ``media`` (image or video) copy? Up to ``top_k`` assets, best
+        first, each with its matches at or above ``threshold`` (default :data:`DEFAULT_THRESHOLD`),
+        its matched ratio and its matched segments."""
         if top_k < 1:
             raise InvalidRequestError(f"top_k must be at least 1, got {top_k}")
         threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         if not 0.0 <= threshold <= 1.0:
             raise InvalidRequestError(f"threshold must be in [0, 1], got {threshold}")
-        (emb,) = self._embed([self._decode(media)])
-        hits = self._store.search(emb.vectors, limit=top_k)
-        ranked = aggregate(
-            emb.timestamps, emb.pdqs, hits, self.descriptor.calibration, threshold=threshold, top_k=top_k
+        stream = self._open(media)
+        per_frame = max(2 * top_k, CANDIDATES_PER_FRAME)
+        frames: list[QueryFrame] = []
+        for batch, vectors, hashes in self._embedded_batches(stream):
+            hits = self._store.search(vectors, limit=per_frame)
+            frames += [QueryFrame(f.timestamp, h, hs) for f, h, hs in zip(batch, hashes, hits)]
+        records = self._store.assets(sorted({h.task_id for qf in frames for h in qf.hits}))
+        output = aggregate(
+            frames, records, self.descriptor.calibration, threshold=threshold, top_k=top_k,
+            interval=1.0 / self.fps, query_duration=stream.duration or 0.0,
         )
-        metadata = self._store.metadata([a.task_id for a in ranked])
-        output = [
-            AssetMatch(
-                task_id=a.task_id,
-                metadata=metadata.get(a.task_id, {}),
-                media_type=a.media_type,
-                score=a.score,
-                matches=sorted(a.matches.values(), key=lambda m: m.query_timestamp),
-            )
-            for a in ranked
-        ]
-        return QueryResult(source=emb.media.source, output=output)
+        return QueryResult(
+            source=stream.source, media_type=stream.media_type, duration=stream.duration or 0.0,
+            query_frames=len(frames), output=output, warnings=stream.warnings,
+        )
 
     # --- remove / get / count / info -------------------------------------------------------------
 
     def remove(self, task_id: str) -> RemoveResult:
-        """Delete every frame of ``task_id``; later queries never return it."""
+        """Delete the asset: its record first (no later query returns it), then all its frames."""
         task_id = _check_task_id(task_id)
-        n = self._store.delete(task_id)
-        if n == 0:
+        record = self._store.delete_asset(task_id)
+        if record is None:
             raise TaskNotFoundError(f"task_id {task_id!r} is not in the index")
-        return RemoveResult(task_id=task_id, removed_frames=n)
+        removed = self._store.delete_frames(task_id)
+        return RemoveResult(task_id=task_id, removed_frames=removed)
 
     def get(self, task_id: str) -> AssetInfo:
         task_id = _check_task_id(task_id)
-        frames = self._store.frames(task_id)
-        if not frames:
+        record = self._store.assets([task_id]).get(task_id)
+        if record is None:
             raise TaskNotFoundError(f"task_id {task_id!r} is not in the index")
-        head = frames[0]
         return AssetInfo(
             task_id=task_id,
-            media_type=head.media_type,
-            source=head.source,
-            metadata=head.metadata,
-            frames=[FrameInfo(timestamp=f.timestamp, pdq=f.pdq) for f in frames],
+            media_type=record.media_type,
+            source=record.source,
+            duration=record.duration,
+            metadata=record.metadata,
+            frames=[FrameInfo(timestamp=f.timestamp, span_end=f.span_end, pdq=f.pdq)
+                    for f in self._store.frames(task_id, record.generation)],
         )
 
     def count(self) -> int:
@@ -339,6 +318,57 @@ class CustomIndex:
 
         show = self.progress if self.progress is not None else sys.stderr.isatty()
         return tqdm(total=total, desc=desc, unit="file", disable=not show or total <= 1, file=sys.stderr)
+
+
+class _RowWriter:
+    """Turns a stream of (timestamp, vector, PDQ) into frame rows, written in batches.
+
+    Each row covers the time until the next kept frame; with a dedupe distance, a frame whose PDQ
+    hash is that close to the last kept one only extends the last row's span. A row is written
+    once the next frame has fixed its span, so memory holds at most one write batch.
+    """
+
+    def __init__(self, store: VectorStore, task_id: str, generation: str, dedupe: int | None):
+        self.store, self.task_id, self.generation, self.dedupe = store, task_id, generation, dedupe
+        self.pending: list[FrameRow] = []
+        self.last: FrameRow | None = None
+        self.written = 0
+
+    def add(self, timestamp: float, vector: np.ndarray, pdq: str) -> None:
+        if self.last is not None:
+            if self.dedupe is not None and hamming(self.last.pdq, pdq) <= self.dedupe:
+                return  # same picture: the last row's span grows to cover it
+            self.last.span_end = timestamp
+            self.pending.append(self.last)
+        self.last = FrameRow(self.task_id, self.generation, self.written + len(self.pending), timestamp,
+                             timestamp, vector, pdq)
+        if len(self.pending) >= WRITE_BATCH:
+            self._flush()
+
+    def finish(self, duration: float) -> int:
+        if self.last is not None:
+            self.last.span_end = max(self.last.timestamp, duration)
+            self.pending.append(self.last)
+            self.last = None
+        self._flush()
+        return self.written
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.store.insert_frames(self.pending)
+            self.written += len(self.pending)
+            self.pending = []
+
+
+def _batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _index_config(index: str | IndexConfig | None, params: dict[str, Any] | None) -> IndexConfig | None:

@@ -1,11 +1,13 @@
-"""Media input: turn whatever the caller hands us into decoded frames.
+"""Media input: turn whatever the caller hands us into a stream of decoded frames.
 
 Accepted inputs (``MediaInput``): a path (``str`` / ``os.PathLike``), raw ``bytes``, a binary
 file object, or a ``PIL.Image.Image``. Directories are expanded by :func:`expand_sources`.
 
-An image is a video of one frame at ``t = 0``. Every failure is a typed
-:class:`~vecsim.errors.MediaError` naming the input and the reason; decompression bombs are
-refused from the header, before any pixel is decoded.
+:func:`open_media` tells images from videos by content, not by file name: Pillow identifies
+images (JPEG, PNG, WebP, GIF, BMP, TIFF); an animated GIF or WebP is a video; anything else is
+handed to PyAV (:mod:`vecsim.video`). An image is a video of one frame at ``t = 0``. Every
+failure is a typed :class:`~vecsim.errors.MediaError` naming the input and the reason;
+decompression bombs are refused from the header, before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -33,6 +35,9 @@ MediaInput = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Ima
 
 #: File extensions picked up when a directory is expanded.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts",
+                              ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv"})
+MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 #: Formats Pillow may identify that we accept (Pillow reads more; we keep to what we test).
 IMAGE_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF"})
 
@@ -49,11 +54,23 @@ class Frame:
     timestamp: float  # seconds from the start of the media
 
 
-@dataclass(frozen=True)
-class DecodedMedia:
+@dataclass
+class MediaStream:
+    """An opened input: its frames come out of ``frames`` (a one-shot iterator) as they decode."""
+
     source: str  # how the input is named in results and errors
-    media_type: str  # "image" (videos arrive with issue 3)
-    frames: list[Frame]
+    media_type: str  # "image" or "video"
+    frames: Iterator[Frame]
+    warnings: list[str] = field(default_factory=list)  # e.g. frames lost to a damaged stream
+    info: dict = field(default_factory=dict)  # codec, width, height, frame_rate; duration once read
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds; for a video, known once its frames have been read."""
+        return 0.0 if self.media_type == "image" else self.info.get("duration")
+
+    def read_all(self) -> list[Frame]:
+        return list(self.frames)
 
 
 def describe(media: MediaInput) -> str:
@@ -70,7 +87,7 @@ def describe(media: MediaInput) -> str:
 
 
 def expand_sources(items: Iterable[MediaInput] | MediaInput) -> list[MediaInput]:
-    """Expand directories (recursively, sorted, image extensions only) and keep other inputs."""
+    """Expand directories (recursively, sorted, image and video extensions) and keep other inputs."""
     if isinstance(items, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)) or hasattr(
         items, "read"
     ):
@@ -79,7 +96,7 @@ def expand_sources(items: Iterable[MediaInput] | MediaInput) -> list[MediaInput]
     for item in items:  # type: ignore[union-attr]
         if isinstance(item, (str, os.PathLike)) and Path(item).is_dir():
             found = sorted(
-                p for p in Path(item).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                p for p in Path(item).rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS
             )
             out.extend(str(p) for p in found)
         else:
@@ -105,7 +122,7 @@ def _read_bytes(media: MediaInput, source: str) -> bytes:
     raise UnsupportedMediaError(source, f"cannot read media from a {type(media).__name__}")
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
+def to_rgb(im: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB, the way a viewer would show it."""
     if im.mode == "RGB":
         return im
@@ -146,37 +163,111 @@ def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def decode_image(media: MediaInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedMedia:
-    """Decode one image input into a one-frame :class:`DecodedMedia`.
+def _decode_still(im: Image.Image, source: str, max_pixels: int) -> Frame:
+    _check_pixels(source, im.size, max_pixels)
+    im.seek(0)  # GIF / multi-page TIFF: the first frame
+    im.load()
+    return Frame(to_rgb(ImageOps.exif_transpose(im)), 0.0)
 
-    Raises a :class:`~vecsim.errors.MediaError` subclass on any bad input.
-    """
+
+def _image_stream(source: str, frame: Frame) -> MediaStream:
+    return MediaStream(source, "image", iter([frame]), info={"width": frame.image.width, "height": frame.image.height})
+
+
+def _is_animation(im: Image.Image) -> bool:
+    return im.format in ("GIF", "WEBP") and getattr(im, "n_frames", 1) > 1
+
+
+def open_media(
+    media: MediaInput,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    fps: float | None = None,
+    max_duration: float | None = None,
+) -> MediaStream:
+    """Open any supported input. Images decode at once; videos decode lazily, frame by frame,
+    as ``frames`` is iterated (errors found then are raised then)."""
+    from . import video
+
+    fps = fps or video.DEFAULT_FPS
+    max_duration = max_duration or video.DEFAULT_MAX_DURATION
     source = describe(media)
     if isinstance(media, Image.Image):
-        _check_pixels(source, media.size, max_pixels)
-        return DecodedMedia(source, "image", [Frame(_to_rgb(ImageOps.exif_transpose(media)), 0.0)])
+        if _is_animation(media):
+            _check_pixels(source, media.size, max_pixels)
+            return _video_stream(source, video.iter_animation_frames, media, fps, max_duration, close=False)
+        return _image_stream(source, _decode_still(media, source, max_pixels))
 
-    data = _read_bytes(media, source)
-    if not data:
-        raise EmptyMediaError(source, "zero bytes")
+    target = _open_target(media, source)
     try:
-        # Image.open reads only the header; the pixel check happens before load().
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format not in IMAGE_FORMATS:
-                raise UnsupportedMediaError(source, f"unsupported image format {im.format}")
-            _check_pixels(source, im.size, max_pixels)
-            im.seek(0)  # GIF / multi-page TIFF: the first frame
-            im.load()
-            frame = _to_rgb(ImageOps.exif_transpose(im))
-    except MediaError:
-        raise
+        im = Image.open(target)
     except UnidentifiedImageError:
-        raise UnsupportedMediaError(source, "not an image (unrecognised format)") from None
+        im = None
     except Image.DecompressionBombError as exc:
         raise MediaTooLargeError(source, f"refused as a decompression bomb: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise CorruptMediaError(source, f"truncated or corrupt image ({exc})") from None
-    return DecodedMedia(source, "image", [Frame(frame, 0.0)])
+    if im is not None and im.format in IMAGE_FORMATS:
+        if _is_animation(im):
+            _check_pixels(source, im.size, max_pixels)
+            return _video_stream(source, video.iter_animation_frames, im, fps, max_duration)
+        try:
+            with im:
+                return _image_stream(source, _decode_still(im, source, max_pixels))
+        except MediaError:
+            raise
+        except Image.DecompressionBombError as exc:
+            raise MediaTooLargeError(source, f"refused as a decompression bomb: {exc}") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise CorruptMediaError(source, f"truncated or corrupt image ({exc})") from None
+    if im is not None:
+        im.close()
+    if hasattr(target, "seek"):
+        target.seek(0)
+    container = video.open_container(target, source)
+    stream = container.streams.video[0]
+    _check_pixels(source, (stream.codec_context.width or 1, stream.codec_context.height or 1), max_pixels)
+    return _video_stream(source, video.iter_av_frames, container, fps, max_duration)
+
+
+def _video_stream(source: str, reader, handle, fps: float, max_duration: float, **options) -> MediaStream:
+    warnings: list[str] = []
+    info: dict = {"fps": fps}
+    frames = reader(handle, source, fps, max_duration, warnings, info, **options)
+    return MediaStream(source, "video", frames, warnings, info)
+
+
+def _open_target(media: MediaInput, source: str):
+    """A seekable binary source for Pillow and PyAV: a path, or bytes in a BytesIO."""
+    if isinstance(media, (str, os.PathLike)):
+        path = Path(media)
+        if not path.exists():
+            raise MediaNotFoundError(source, "no such file")
+        if path.is_dir():
+            raise UnsupportedMediaError(source, "is a directory (use add_many to add a folder)")
+        if path.stat().st_size == 0:
+            raise EmptyMediaError(source, "zero bytes")
+        return str(path)
+    if hasattr(media, "read") and hasattr(media, "seek") and getattr(media, "seekable", lambda: False)():
+        start = media.tell()
+        media.seek(0, io.SEEK_END)
+        empty = media.tell() == start
+        media.seek(start)
+        if empty:
+            raise EmptyMediaError(source, "zero bytes")
+        return media
+    data = _read_bytes(media, source)
+    if not data:
+        raise EmptyMediaError(source, "zero bytes")
+    return io.BytesIO(data)
+
+
+def decode_image(media: MediaInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaStream:
+    """Open an input that must be a still image (raises UnsupportedMediaError for a video)."""
+    stream = open_media(media, max_pixels=max_pixels)
+    if stream.media_type != "image":
+        raise UnsupportedMediaError(stream.source, "is a video, not an image")
+    return stream
 
 
 def _check_pixels(source: str, size: tuple[int, int], max_pixels: int) -> None:
@@ -187,19 +278,3 @@ def _check_pixels(source: str, size: tuple[int, int], max_pixels: int) -> None:
         raise MediaTooLargeError(
             source, f"{w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} (max_pixels)"
         )
-
-
-def decode(media: MediaInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedMedia:
-    """Decode any supported input. Today: images; videos arrive with the video pipeline."""
-    return decode_image(media, max_pixels=max_pixels)
-
-
-def iter_decoded(
-    items: Iterable[MediaInput], *, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> Iterator[tuple[MediaInput, DecodedMedia | Exception]]:
-    """Decode inputs one by one, yielding the decoded media or the MediaError it raised."""
-    for item in items:
-        try:
-            yield item, decode(item, max_pixels=max_pixels)
-        except MediaError as exc:
-            yield item, exc

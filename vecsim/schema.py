@@ -21,27 +21,47 @@ class Match(_Model):
     exact_score: float = Field(ge=0, le=1, description="PDQ score: high only for near-identical frames")
 
 
+class Segment(_Model):
+    """A continuous stretch of the query that copies a continuous stretch of the asset."""
+
+    query_start: float
+    query_end: float
+    match_start: float
+    match_end: float
+    score: float = Field(ge=0, le=1, description="mean similarity_score of the segment's matches")
+
+
 class AssetMatch(_Model):
     """One indexed asset that the query copies, with its frame matches."""
 
     task_id: str
     metadata: dict[str, Any] = Field(default_factory=dict)
     media_type: str
-    score: float = Field(ge=0, le=1, description="the asset's rank score (its best similarity_score)")
-    matches: list[Match]
+    score: float = Field(ge=0, le=1, description="rank score: 0.5 best similarity + 0.5 soft matched ratio")
+    matched_ratio: float = Field(ge=0, le=1, description="matched query frames / sampled query frames")
+    longest_segment_seconds: float = Field(ge=0, description="query seconds of the longest segment")
+    matches: list[Match] = Field(description="one per matched query timestamp, in query time order")
+    segments: list[Segment] = Field(description="temporally consistent runs of matches, best first")
 
 
 class QueryResult(_Model):
     source: str
+    media_type: str = "image"
+    duration: float = Field(0.0, description="seconds of the query (0 for an image)")
+    query_frames: int = Field(1, description="frames sampled from the query")
     output: list[AssetMatch] = Field(description="up to top_k assets, best first")
+    warnings: list[str] = Field(default_factory=list, description="e.g. a damaged stream that was cut short")
 
 
 class AddResult(_Model):
     task_id: str
     source: str
     media_type: str
-    frames: int
+    duration: float = 0.0
+    frames: int = Field(description="frames sampled from the media")
+    stored_frames: int = Field(description="rows written (fewer than frames when still stretches are merged)")
     replaced: bool = False
+    warnings: list[str] = Field(default_factory=list)
 
 
 class AddFailure(_Model):
@@ -62,6 +82,7 @@ class RemoveResult(_Model):
 
 class FrameInfo(_Model):
     timestamp: float
+    span_end: float = Field(description="the frame stands for [timestamp, span_end)")
     pdq: str
 
 
@@ -69,6 +90,7 @@ class AssetInfo(_Model):
     task_id: str
     media_type: str
     source: str
+    duration: float
     metadata: dict[str, Any]
     frames: list[FrameInfo]
 

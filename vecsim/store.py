@@ -1,9 +1,18 @@
 """The one small protocol between the core and a vector store.
 
-An adapter (``vecsim.adapters.<engine>``) holds one collection of *frame rows*: one row per
-sampled frame of an asset, keyed by ``(task_id, frame)``. The core never imports an engine's
-client; it only calls the methods below. To add a backend, write one module in ``adapters/``
-that implements :class:`VectorStore` and register its URI scheme in ``adapters/__init__.py``.
+A store keeps two things per vecsim collection:
+
+- **frame rows**: one per kept frame of an asset (its vector, PDQ hash, timestamp and the time
+  span it covers), written under a *generation* id;
+- **asset records**: one per visible asset (``task_id``, caller metadata, media type, source,
+  duration, and the generation that is committed).
+
+An asset is visible only through its record, and a record is written after all of its frames:
+that single write is the commit. A query drops hits whose generation is not the committed one, so
+an add that fails or is killed half-way leaves no partial asset visible, and ``replace=True``
+switches from the old frames to the new ones at once. The core never imports an engine's client;
+to add a backend, write one module in ``adapters/`` implementing :class:`VectorStore` and register
+its URI scheme in ``adapters/__init__.py``.
 """
 
 from __future__ import annotations
@@ -24,20 +33,32 @@ class CollectionSpec:
     descriptor_version: str
     dim: int
     index: IndexConfig
-    schema_version: int = 1
+    schema_version: int = 2
 
 
 @dataclass
 class FrameRow:
-    """One row to write: one sampled frame of an asset."""
+    """One kept frame of an asset, to write."""
 
     task_id: str
-    frame: int  # 0-based position of the frame in the asset; frame 0 carries the asset's metadata
-    media_type: str
-    timestamp: float  # seconds
+    generation: str
+    frame: int  # 0-based position among the asset's stored rows
+    timestamp: float  # seconds from the start of the asset
+    span_end: float  # the frame stands for [timestamp, span_end): until the next kept frame
     vector: np.ndarray  # float32, L2-normalised, shape (dim,)
     pdq: str  # 64 hex chars
-    source: str = ""
+
+
+@dataclass(frozen=True)
+class AssetRecord:
+    """The visible face of an asset; writing it commits ``generation``."""
+
+    task_id: str
+    generation: str
+    media_type: str  # "image" or "video"
+    source: str
+    duration: float  # seconds (0 for an image)
+    frames: int  # stored frame rows
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -46,26 +67,24 @@ class Hit:
     """One search result: the best-scoring frame of one asset for one query vector."""
 
     task_id: str
+    generation: str
     frame: int
     timestamp: float
-    media_type: str
+    span_end: float
     pdq: str
     raw_score: float  # cosine / inner product, higher is closer
 
 
 @dataclass(frozen=True)
 class StoredFrame:
-    task_id: str
     frame: int
-    media_type: str
     timestamp: float
+    span_end: float
     pdq: str
-    source: str
-    metadata: dict[str, Any]
 
 
 class VectorStore(Protocol):
-    """A collection of frame rows in one engine."""
+    """A vecsim collection (frame rows + asset records) in one engine."""
 
     uri: str
     engine: str  # e.g. "milvus-lite", "milvus"
@@ -73,23 +92,29 @@ class VectorStore(Protocol):
     collection: str
     spec: CollectionSpec  # as stored with the collection
 
-    def insert(self, rows: list[FrameRow]) -> None:
-        """Write rows; visible to every later call of this store once it returns."""
+    def insert_frames(self, rows: list[FrameRow]) -> None:
+        """Write frame rows (invisible to queries until their generation is committed)."""
 
-    def delete(self, task_id: str) -> int:
-        """Delete every row of ``task_id``; returns how many were deleted (0 if none)."""
+    def commit_asset(self, record: AssetRecord) -> None:
+        """Write (or overwrite) the asset record: from now on queries see ``record.generation``."""
+
+    def delete_asset(self, task_id: str) -> AssetRecord | None:
+        """Delete the asset record (the asset disappears from queries); returns it, or None."""
+
+    def delete_frames(self, task_id: str, keep_generation: str | None = None) -> int:
+        """Delete the frame rows of ``task_id`` except those of ``keep_generation``; returns how many."""
 
     def search(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
-        """For each query vector, the best frame of each of the ``limit`` closest *assets*,
-        best first. An asset with many near-identical frames must not crowd others out."""
+        """For each query vector, the best frame of each of the ``limit`` closest assets (any
+        generation), best first. An asset with many near-identical frames must not crowd others out."""
 
-    def frames(self, task_id: str) -> list[StoredFrame]:
-        """Every row of ``task_id``, in frame order (empty if unknown)."""
+    def assets(self, task_ids: list[str]) -> dict[str, AssetRecord]:
+        """The records of those of ``task_ids`` that are visible."""
 
-    def metadata(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """The caller metadata of each asset (from its frame 0)."""
+    def frames(self, task_id: str, generation: str) -> list[StoredFrame]:
+        """The frame rows of one generation of an asset, in frame order."""
 
     def count(self) -> tuple[int, int]:
-        """``(assets, frames)`` in the collection."""
+        """``(visible assets, frame rows)``; frame rows include any of an add in progress."""
 
     def close(self) -> None: ...

@@ -1,0 +1,77 @@
+"""Temporal alignment: turn one asset's frame matches into continuous matched segments.
+
+A segment is a chain of matches in which query time and match time both move forward at a
+consistent rate: between two consecutive matches of a chain, ``Δq`` (query seconds) is at most
+``max_gap`` and the match time moves by ``Δm`` with ``|Δm − Δq| ≤ max(jitter, 0.5·Δq)``. So a
+straight copy (``Δm = Δq``), a copy played 0.5x–2x, and the ±1-frame jitter of 1 fps sampling
+all chain, while matches at inconsistent offsets (a black frame or a logo that recurs all over
+two unrelated videos) do not. Chains are found by dynamic programming (maximum total
+similarity), the best first; its matches are removed and the search repeats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Longest run of unmatched query seconds that a segment may bridge.
+MAX_GAP_SECONDS = 4.0
+#: Relative speed tolerance: chains may play at 0.5x..2x.
+SPEED_SLACK = 0.5
+
+
+@dataclass(frozen=True)
+class Point:
+    q: float  # query time (s)
+    m: float  # match time (s)
+    m_end: float  # end of the time the matched frame stands for
+    score: float
+
+
+@dataclass(frozen=True)
+class Chain:
+    points: tuple[Point, ...]
+
+    @property
+    def score(self) -> float:
+        return sum(p.score for p in self.points) / len(self.points)
+
+
+def _compatible(a: Point, b: Point, interval: float, max_gap: float) -> bool:
+    dq, dm = b.q - a.q, b.m - a.m
+    return 0 < dq <= max_gap + 1e-6 and dm >= -interval and abs(dm - dq) <= max(1.5 * interval, SPEED_SLACK * dq)
+
+
+def _best_chain(points: list[Point], interval: float, max_gap: float) -> Chain:
+    """Max-total-score chain over points sorted by q (one point per query time)."""
+    total = [p.score for p in points]
+    prev = [-1] * len(points)
+    lo = 0
+    for i, b in enumerate(points):
+        while points[lo].q < b.q - max_gap - 1e-6:
+            lo += 1
+        for j in range(lo, i):
+            if total[j] + b.score > total[i] and _compatible(points[j], b, interval, max_gap):
+                total[i], prev[i] = total[j] + b.score, j
+    i = max(range(len(points)), key=total.__getitem__)
+    chain = []
+    while i != -1:
+        chain.append(points[i])
+        i = prev[i]
+    return Chain(tuple(reversed(chain)))
+
+
+def find_chains(points: list[Point], *, interval: float, max_gap: float = MAX_GAP_SECONDS) -> list[Chain]:
+    """All chains of two or more matches, best first; if there is none, the single best match
+    (an image query, or one isolated second) as a chain of one."""
+    remaining = sorted(points, key=lambda p: p.q)
+    chains: list[Chain] = []
+    while remaining:
+        chain = _best_chain(remaining, interval, max_gap)
+        if len(chain.points) < 2:
+            break
+        chains.append(chain)
+        used = set(id(p) for p in chain.points)
+        remaining = [p for p in remaining if id(p) not in used]
+    if not chains and points:
+        chains.append(Chain((max(points, key=lambda p: p.score),)))
+    return sorted(chains, key=lambda c: (len(c.points) * c.score), reverse=True)

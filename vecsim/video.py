@@ -1,0 +1,185 @@
+"""Video decoding: frames sampled at a fixed rate (default 1 fps) by presentation time, streamed.
+
+PyAV (FFmpeg) decodes containers and codecs; animated GIF and WebP are read with Pillow, which
+knows their per-frame durations. Whatever the source, frames come out as a generator of
+:class:`~vecsim.media.Frame` with timestamps in seconds from the start of the video, so a
+two-hour video never sits in memory.
+
+Sampling is by presentation time, not frame count: the first frame at or after each multiple of
+``1 / fps`` is kept, with its own timestamp (variable frame rates, odd time bases and non-zero
+start times are handled by reading ``frame.time`` and subtracting the stream's start). Frames
+that are not kept are decoded (the codec needs them) but never converted to RGB; where the codec
+allows, FFmpeg skips non-reference frames altogether; kept frames are scaled down by FFmpeg
+(swscale, in C) before they reach Python. Rotation metadata is applied.
+
+Damage: a stream that breaks after some frames were decoded keeps those frames and reports a
+warning (``MediaStream.warnings``); a stream with no decodable frame is a
+:class:`~vecsim.errors.CorruptMediaError`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from PIL import Image
+
+from .errors import CorruptMediaError, EmptyMediaError, MediaTooLargeError, UnsupportedMediaError
+
+DEFAULT_FPS = 1.0
+DEFAULT_MAX_DURATION = 4 * 3600.0
+#: Kept frames are scaled (in FFmpeg) to fit in this many pixels a side; the descriptors need less.
+FRAME_MAX_SIDE = 512
+_EPS = 1e-6
+
+
+class Sampler:
+    """Decides which frames to keep: the first at or after each ``k / fps``."""
+
+    def __init__(self, fps: float, max_duration: float, source: str):
+        if fps <= 0:
+            raise ValueError("fps must be positive")
+        self.fps, self.max_duration, self.source = fps, max_duration, source
+        self.next_t = 0.0
+        self.last_t: float | None = None
+
+    def want(self, t: float) -> bool:
+        if t > self.max_duration:
+            raise MediaTooLargeError(
+                self.source, f"longer than the limit of {self.max_duration:g} s (max_duration)"
+            )
+        self.last_t = t if self.last_t is None else max(self.last_t, t)
+        if t < self.next_t - _EPS:
+            return False
+        self.next_t = (math.floor(t * self.fps + _EPS) + 1) / self.fps
+        return True
+
+
+def _fit(width: int, height: int, max_side: int = FRAME_MAX_SIDE) -> tuple[int, int]:
+    scale = min(1.0, max_side / max(width, height, 1))
+    return max(2, round(width * scale)) & ~1, max(2, round(height * scale)) & ~1
+
+
+def _rotate(im: Image.Image, degrees: int) -> Image.Image:
+    """Apply a counter-clockwise display rotation (what ``VideoFrame.rotation`` reports)."""
+    d = int(round(degrees)) % 360
+    if d == 0:
+        return im
+    turns = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+    if d in turns:
+        return im.transpose(turns[d])
+    return im.rotate(d, expand=True)
+
+
+def open_container(media: Any, source: str):
+    """Open with PyAV; raise a typed MediaError when it is not a video we can read."""
+    import av
+
+    target = os.fspath(media) if isinstance(media, (str, os.PathLike)) else media
+    if isinstance(target, (bytes, bytearray, memoryview)):
+        target = io.BytesIO(bytes(target))
+    try:
+        container = av.open(target, mode="r", metadata_errors="ignore")
+    except av.error.FFmpegError as exc:
+        raise UnsupportedMediaError(source, f"not an image or a video ({exc.strerror or exc})") from None
+    fmt = container.format.name or ""
+    if fmt == "image2" or fmt.endswith("_pipe"):
+        # FFmpeg's still-image readers: Pillow already failed to read this as an image.
+        container.close()
+        raise UnsupportedMediaError(source, "not an image or a video (unrecognised or damaged image data)")
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams})
+        container.close()
+        what = "audio only" if kinds == ["audio"] else f"streams: {', '.join(kinds) or 'none'}"
+        raise UnsupportedMediaError(source, f"no video stream ({what})")
+    return container
+
+
+def iter_av_frames(container, source: str, fps: float, max_duration: float, warnings: list[str],
+                   info: dict[str, Any]) -> Iterator:
+    """Yield sampled frames of the first video stream of an open PyAV container (and close it)."""
+    import av
+
+    from .media import Frame
+
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    if rate > 2 * fps and stream.codec_context.name in ("h264", "hevc", "mpeg4", "mpeg2video", "vp9", "av1"):
+        stream.codec_context.skip_frame = "NONREF"  # non-reference frames are never needed at this rate
+    if container.duration and container.duration / 1e6 > max_duration:
+        container.close()
+        raise MediaTooLargeError(source, f"duration {container.duration / 1e6:.0f} s is over the limit of "
+                                         f"{max_duration:g} s (max_duration)")
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
+    sampler = Sampler(fps, max_duration, source)
+    size = None
+    kept = 0
+    info.update(codec=stream.codec_context.name, width=stream.codec_context.width,
+                height=stream.codec_context.height, frame_rate=rate or None)
+    try:
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                if frame.time is None:
+                    continue
+                if start is None:
+                    start = float(frame.time)
+                t = max(0.0, float(frame.time) - start)
+                if not sampler.want(t):
+                    continue
+                if size is None:
+                    size = _fit(frame.width, frame.height)
+                image = frame.to_image(width=size[0], height=size[1])
+                kept += 1
+                yield Frame(_rotate(image, frame.rotation or 0), round(t, 3))
+    except av.error.FFmpegError as exc:
+        if kept == 0:
+            raise CorruptMediaError(source, f"truncated or corrupt video ({exc.strerror or exc})") from None
+        warnings.append(f"the video stream is damaged after {sampler.last_t or 0:.1f} s ({exc.strerror or exc}); "
+                        f"kept the {kept} frames sampled before the damage")
+    finally:
+        container.close()
+    if kept == 0:
+        raise EmptyMediaError(source, "the video has no decodable frames (zero length)")
+    info["duration"] = _duration(container, sampler, fps)
+
+
+def _duration(container, sampler: Sampler, fps: float) -> float:
+    last = sampler.last_t or 0.0
+    if container.duration:
+        return round(max(last, min(container.duration / 1e6, last + 1.0 / fps)), 3)
+    return round(last + 1.0 / fps, 3)
+
+
+def iter_animation_frames(im: Image.Image, source: str, fps: float, max_duration: float, warnings: list[str],
+                          info: dict[str, Any], close: bool = True) -> Iterator:
+    """Yield sampled frames of an animated GIF / WebP opened with Pillow (closing it if ``close``)."""
+    from .media import Frame, to_rgb
+
+    sampler = Sampler(fps, max_duration, source)
+    t = 0.0
+    kept = 0
+    info.update(codec=im.format.lower(), width=im.width, height=im.height, frame_rate=None)
+    try:
+        for i in range(getattr(im, "n_frames", 1)):
+            im.seek(i)
+            duration = float(im.info.get("duration") or 100) / 1000.0  # browsers show 0 as 100 ms
+            if sampler.want(t):
+                frame = to_rgb(im.convert("RGBA") if im.mode == "P" else im)
+                if frame is im:
+                    frame = im.copy()  # the next seek would change it under the consumer's feet
+                frame.thumbnail((FRAME_MAX_SIDE, FRAME_MAX_SIDE))
+                kept += 1
+                yield Frame(frame, round(t, 3))
+            t += duration
+    except (OSError, EOFError, ValueError) as exc:
+        if kept == 0:
+            raise CorruptMediaError(source, f"truncated or corrupt animation ({exc})") from None
+        warnings.append(f"the animation is damaged after {t:.1f} s ({exc}); kept the {kept} frames before")
+    finally:
+        if close:
+            im.close()
+    info["duration"] = round(t, 3)
