@@ -226,7 +226,12 @@ def open_media(
         target.seek(0)
     container = video.open_container(target, source)
     stream = container.streams.video[0]
-    _check_pixels(source, (stream.codec_context.width or 1, stream.codec_context.height or 1), max_pixels)
+    try:
+        _check_pixels(source, (stream.codec_context.width or 1, stream.codec_context.height or 1), max_pixels)
+    except MediaError:
+        container.close()
+        raise
+    video.check_duration(container, source, max_duration)
     return _video_stream(source, video.iter_av_frames, container, fps, max_duration)
 
 

@@ -9,7 +9,8 @@ Sampling is by presentation time, not frame count: the first frame at or after e
 ``1 / fps`` is kept, with its own timestamp (variable frame rates, odd time bases and non-zero
 start times are handled by reading ``frame.time`` and subtracting the stream's start). Frames
 that are not kept are decoded (the codec needs them) but never converted to RGB; where the codec
-allows, FFmpeg skips non-reference frames altogether; kept frames are scaled down by FFmpeg
+allows (intra-only codecs such as MJPEG) the packets that are not needed are not decoded at
+all; kept frames are scaled down by FFmpeg
 (swscale, in C) before they reach Python. Rotation metadata is applied.
 
 Damage: a stream that breaks after some frames were decoded keeps those frames and reports a
@@ -45,6 +46,10 @@ class Sampler:
         self.fps, self.max_duration, self.source = fps, max_duration, source
         self.next_t = 0.0
         self.last_t: float | None = None
+
+    def needs(self, t: float) -> bool:
+        """Would a frame at ``t`` be kept? (No state change.)"""
+        return t >= self.next_t - _EPS
 
     def want(self, t: float) -> bool:
         if t > self.max_duration:
@@ -84,7 +89,10 @@ def open_container(media: Any, source: str):
     try:
         container = av.open(target, mode="r", metadata_errors="ignore")
     except av.error.FFmpegError as exc:
-        raise UnsupportedMediaError(source, f"not an image or a video ({exc.strerror or exc})") from None
+        reason = exc.strerror or str(exc)
+        if _looks_like_video(target):
+            raise CorruptMediaError(source, f"truncated or corrupt video ({reason})") from None
+        raise UnsupportedMediaError(source, f"not an image or a video ({reason})") from None
     fmt = container.format.name or ""
     if fmt == "image2" or fmt.endswith("_pipe"):
         # FFmpeg's still-image readers: Pillow already failed to read this as an image.
@@ -98,6 +106,35 @@ def open_container(media: Any, source: str):
     return container
 
 
+#: Leading bytes of video containers: a file that starts like one but does not open is damaged.
+_SIGNATURES = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"RIFF"), (0, b"\x00\x00\x01\xba"),
+               (0, b"\x00\x00\x01\xb3"), (0, b"FLV"), (0, b"OggS"), (0, b"\x30\x26\xb2\x75"))
+
+
+def _looks_like_video(target: Any) -> bool:
+    try:
+        if isinstance(target, str):
+            with open(target, "rb") as f:
+                head = f.read(16)
+        else:
+            target.seek(0)
+            head = target.read(16)
+            target.seek(0)
+    except OSError:
+        return False
+    if head[:1] == b"\x47" and len(head) >= 1:  # MPEG-TS sync byte (checked loosely)
+        return True
+    return any(head[off : off + len(sig)] == sig for off, sig in _SIGNATURES)
+
+
+def check_duration(container, source: str, max_duration: float) -> None:
+    """Refuse, before decoding, a video whose container says it is too long."""
+    if container.duration and container.duration / 1e6 > max_duration:
+        seconds = container.duration / 1e6
+        container.close()
+        raise MediaTooLargeError(source, f"duration {seconds:.0f} s is over the limit of {max_duration:g} s (max_duration)")
+
+
 def iter_av_frames(container, source: str, fps: float, max_duration: float, warnings: list[str],
                    info: dict[str, Any]) -> Iterator:
     """Yield sampled frames of the first video stream of an open PyAV container (and close it)."""
@@ -108,13 +145,13 @@ def iter_av_frames(container, source: str, fps: float, max_duration: float, warn
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     rate = float(stream.average_rate or stream.guessed_rate or 0)
-    if rate > 2 * fps and stream.codec_context.name in ("h264", "hevc", "mpeg4", "mpeg2video", "vp9", "av1"):
-        stream.codec_context.skip_frame = "NONREF"  # non-reference frames are never needed at this rate
-    if container.duration and container.duration / 1e6 > max_duration:
-        container.close()
-        raise MediaTooLargeError(source, f"duration {container.duration / 1e6:.0f} s is over the limit of "
-                                         f"{max_duration:g} s (max_duration)")
+    # Intra-only codecs (MJPEG, ProRes, ...): every packet stands alone, so packets that the
+    # sampling does not need are not decoded at all. (Skipping non-reference frames of inter
+    # codecs saved ~30% of h264 decode time but moved samples by a frame and, on sparse
+    # variable-frame-rate streams, lost whole seconds: not done.)
+    intra_only = bool(getattr(stream.codec_context.codec, "intra_only", False))
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
+    container_duration = container.duration / 1e6 if container.duration else None
     sampler = Sampler(fps, max_duration, source)
     size = None
     kept = 0
@@ -122,6 +159,11 @@ def iter_av_frames(container, source: str, fps: float, max_duration: float, warn
                 height=stream.codec_context.height, frame_rate=rate or None)
     try:
         for packet in container.demux(stream):
+            if intra_only and packet.pts is not None and start is not None:
+                t = max(0.0, float(packet.pts * packet.time_base) - start)
+                if not sampler.needs(t):
+                    sampler.last_t = max(sampler.last_t or 0.0, t)  # for the duration
+                    continue
             for frame in packet.decode():
                 if frame.time is None:
                     continue
@@ -144,14 +186,16 @@ def iter_av_frames(container, source: str, fps: float, max_duration: float, warn
         container.close()
     if kept == 0:
         raise EmptyMediaError(source, "the video has no decodable frames (zero length)")
-    info["duration"] = _duration(container, sampler, fps)
+    info["duration"] = _duration(container_duration, sampler, rate or fps)
 
 
-def _duration(container, sampler: Sampler, fps: float) -> float:
+def _duration(container_duration: float | None, sampler: Sampler, frame_rate: float) -> float:
+    """Seconds: the last decoded frame's time plus one frame, capped by the container's duration."""
     last = sampler.last_t or 0.0
-    if container.duration:
-        return round(max(last, min(container.duration / 1e6, last + 1.0 / fps)), 3)
-    return round(last + 1.0 / fps, 3)
+    end = last + 1.0 / frame_rate
+    if container_duration:
+        end = max(last, min(container_duration, end))
+    return round(end, 3)
 
 
 def iter_animation_frames(im: Image.Image, source: str, fps: float, max_duration: float, warnings: list[str],
