@@ -284,28 +284,39 @@ class MilvusStore:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    def search(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
+    def search(self, vectors: np.ndarray, limit: int, per_asset: int = 1) -> list[list[Hit]]:
         if len(vectors) == 0:
             return []
         kwargs: dict[str, Any] = {}
         if self._group_in_store:
             kwargs["group_by_field"] = "task_id"
+            if per_asset > 1:
+                kwargs.update(group_size=per_asset, strict_group_size=False)
             ask = limit
         else:  # Milvus < 2.4 ignores group_by_field silently: over-fetch and group here.
-            ask = min(MAX_SEARCH_LIMIT, limit * CLIENT_GROUP_OVERSAMPLE)
+            ask = min(MAX_SEARCH_LIMIT, limit * per_asset * CLIENT_GROUP_OVERSAMPLE)
         out: list[list[Hit]] = []
         for i in range(0, len(vectors), SEARCH_BATCH):
-            results = self._client.search(
-                self.collection,
-                data=np.asarray(vectors[i : i + SEARCH_BATCH], dtype=np.float32).tolist(),
-                limit=ask,
-                output_fields=_OUTPUT_FIELDS,
-                search_params={"metric_type": self.spec.index.metric.value, "params": self.spec.index.search_params()},
-                consistency_level=CONSISTENCY,
-                **kwargs,
-            )
-            out.extend(_best_per_asset(hits, limit) for hits in results)
+            batch = np.asarray(vectors[i : i + SEARCH_BATCH], dtype=np.float32).tolist()
+            results = self._search(batch, ask, **kwargs)
+            if self.engine == "milvus-lite" and per_asset > 1:
+                # Milvus Lite 3.2 drops groups smaller than group_size (strict_group_size=False or
+                # not): an image (one frame) would vanish. A group_size=1 search sees every asset.
+                singles = self._search(batch, ask, group_by_field="task_id")
+                results = [list(a) + list(b) for a, b in zip(singles, results)]
+            out.extend(_group_hits(hits, limit, per_asset) for hits in results)
         return out
+
+    def _search(self, data: list, limit: int, **kwargs: Any):
+        return self._client.search(
+            self.collection,
+            data=data,
+            limit=limit,
+            output_fields=_OUTPUT_FIELDS,
+            search_params={"metric_type": self.spec.index.metric.value, "params": self.spec.index.search_params()},
+            consistency_level=CONSISTENCY,
+            **kwargs,
+        )
 
     def _rows_by_frame(self, expr: str, fields: list[str]) -> list[dict[str, Any]]:
         """Every row matching ``expr``, read in windows of frame numbers, each well inside
@@ -365,24 +376,32 @@ class MilvusStore:
         return n(self.assets_collection), n(self.collection)
 
 
-def _best_per_asset(hits: Any, limit: int) -> list[Hit]:
-    best: dict[str, Hit] = {}
-    for h in hits:  # best first: keep each asset's best frame
+def _group_hits(hits: Any, limit: int, per_asset: int) -> list[Hit]:
+    """Keep the best ``per_asset`` frames of each of the ``limit`` best assets (hits may repeat)."""
+    kept: dict[str, list[Hit]] = {}
+    seen: set[tuple[str, str, int]] = set()
+    for h in sorted(hits, key=lambda h: h["distance"], reverse=True):
         e = h["entity"]
-        if e["task_id"] in best:
+        key = (e["task_id"], e["generation"], int(e["frame"]))
+        if key in seen:
             continue
-        best[e["task_id"]] = Hit(
-            task_id=e["task_id"],
-            generation=e["generation"],
-            frame=int(e["frame"]),
-            timestamp=float(e["timestamp"]),
-            span_end=float(e["span_end"]),
-            pdq=e["pdq"],
-            raw_score=float(h["distance"]),
-        )
-        if len(best) == limit:
-            break
-    return list(best.values())
+        seen.add(key)
+        group = kept.get(e["task_id"])
+        if group is None:
+            if len(kept) == limit:
+                continue
+            group = kept[e["task_id"]] = []
+        if len(group) < per_asset:
+            group.append(Hit(
+                task_id=e["task_id"],
+                generation=e["generation"],
+                frame=int(e["frame"]),
+                timestamp=float(e["timestamp"]),
+                span_end=float(e["span_end"]),
+                pdq=e["pdq"],
+                raw_score=float(h["distance"]),
+            ))
+    return [hit for group in kept.values() for hit in group]
 
 
 def _spec_to_json(spec: CollectionSpec) -> str:

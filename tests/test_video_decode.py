@@ -13,14 +13,14 @@ from PIL import Image
 
 from vecsim.errors import CorruptMediaError, EmptyMediaError, MediaTooLargeError, UnsupportedMediaError
 from vecsim.media import open_media
-from vecsim.video_edits import pan_zoom, write_video
+from vecsim.video_edits import pan, write_video
 
 SIZE = (160, 120)
 
 
 @pytest.fixture(scope="module")
 def shot(photos):
-    return list(pan_zoom(photos["coffee"], 5, 10, SIZE, seed=1))  # 5 s at 10 fps
+    return list(pan(photos["coffee"], 5, 10, SIZE, seed=1))  # 5 s at 10 fps
 
 
 def timestamps(media, **kw):
@@ -103,7 +103,7 @@ def test_animated_webp_is_a_video(shot):
 
 
 def test_large_video_scaled_in_ffmpeg(tmp_path, photos):
-    frames = list(pan_zoom(photos["astronaut"], 1, 5, (1280, 720)))
+    frames = list(pan(photos["astronaut"], 1, 5, (1280, 720)))
     im = open_media(write_video(tmp_path / "hd.mp4", frames, 5)).read_all()[0].image
     assert im.size == (512, 288)
 
@@ -176,3 +176,10 @@ def test_too_long(tmp_path, shot):
 def test_random_bytes_are_not_media():
     with pytest.raises(UnsupportedMediaError, match="not an image or a video"):
         open_media(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+
+
+def test_kept_frames_are_independent_images(tmp_path, photos):
+    frames = list(pan(photos["chelsea"], 1, 2, SIZE)) + list(pan(photos["rocket"], 1, 2, SIZE))
+    got = open_media(write_video(tmp_path / "two.mp4", frames, 2)).read_all()
+    a, b = (np.asarray(f.image, dtype=float) for f in got)
+    assert np.abs(a - b).mean() > 20  # a cat and a rocket, not the same buffer twice

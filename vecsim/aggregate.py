@@ -1,11 +1,13 @@
 """Query aggregation: frame-level hits -> per-asset match lists, segments and ranking.
 
-For each asset: for each query frame its best matching frame of that asset (so each
-``query_timestamp`` appears at most once per asset), only matches at or above the threshold,
-hits of uncommitted generations dropped. Then:
+For each asset and query frame the store gives up to a few candidate frames. Hits of uncommitted
+generations and below the threshold are dropped. Temporal alignment (:mod:`vecsim.alignment`)
+chains candidates whose times move forward consistently; each query timestamp then gets one
+match per asset (at most once per asset): the candidate on the best chain through it, else its
+best-scoring candidate. Then:
 
 - ``matched_ratio`` = matched query frames / sampled query frames;
-- ``segments`` = temporally consistent chains of matches (:mod:`vecsim.alignment`);
+- ``segments`` = the chains, as time ranges on both axes;
 - ``score`` (rank) = ``0.5 · best similarity + 0.5 · Σ similarity / sampled query frames``.
 
 Why this score: the first half says how sure the best match is, the second how much of the
@@ -38,7 +40,7 @@ class QueryFrame:
 @dataclass
 class _Candidate:
     record: AssetRecord
-    hits: dict[float, tuple[float, Hit]] = field(default_factory=dict)  # query ts -> (similarity, hit)
+    hits: dict[float, list[tuple[float, Hit]]] = field(default_factory=dict)  # query ts -> [(similarity, hit)]
 
 
 def aggregate(
@@ -61,9 +63,7 @@ def aggregate(
             if sim < threshold:
                 continue
             cand = candidates.setdefault(hit.task_id, _Candidate(record))
-            prev = cand.hits.get(qf.timestamp)
-            if prev is None or sim > prev[0]:
-                cand.hits[qf.timestamp] = (sim, hit)
+            cand.hits.setdefault(qf.timestamp, []).append((sim, hit))
     pdq_by_ts = {qf.timestamp: qf.pdq for qf in frames}
     n_query = max(1, len(frames))
     results = [_asset_result(c, pdq_by_ts, n_query, interval, query_duration) for c in candidates.values()]
@@ -71,36 +71,43 @@ def aggregate(
     return results[:top_k]
 
 
-def _aligned_times(cand: _Candidate, interval: float) -> dict[float, float]:
-    """Match time per query time. A frame that stands for a long still stretch (consecutive
+def _match_time(q: float, hit: Hit, offset: float | None, interval: float) -> float:
+    """Match time of a hit. A frame that stands for a long still stretch (consecutive
     near-identical frames stored once) is placed inside its span at the asset's typical offset."""
-    short = [h.timestamp - q for q, (_, h) in cand.hits.items() if h.span_end - h.timestamp <= 1.5 * interval]
-    offset = statistics.median(short) if short else None
-    out = {}
-    for q, (_, h) in cand.hits.items():
-        t = h.timestamp
-        if offset is not None and h.span_end - h.timestamp > 1.5 * interval:
-            t = min(max(q + offset, h.timestamp), max(h.timestamp, h.span_end - interval))
-        out[q] = round(t, 3)
-    return out
+    t = hit.timestamp
+    if offset is not None and hit.span_end - hit.timestamp > 1.5 * interval:
+        t = min(max(q + offset, hit.timestamp), max(hit.timestamp, hit.span_end - interval))
+    return round(t, 3)
 
 
 def _asset_result(cand: _Candidate, pdq_by_ts: dict[float, str], n_query: int, interval: float,
                   query_duration: float) -> AssetMatch:
-    times = _aligned_times(cand, interval)
+    best = {q: max(options, key=lambda o: o[0])[1] for q, options in cand.hits.items()}
+    short = [h.timestamp - q for q, h in best.items() if h.span_end - h.timestamp <= 1.5 * interval]
+    offset = statistics.median(short) if short else None
+    points: list[Point] = []
+    hit_of: dict[int, Hit] = {}
+    for q, options in cand.hits.items():
+        for sim, hit in options:
+            m = _match_time(q, hit, offset, interval)
+            p = Point(q=q, m=m, m_end=max(m, min(hit.span_end, m + interval)), score=sim)
+            points.append(p)
+            hit_of[id(p)] = hit
+    chains = find_chains(points, interval=interval)
+    chosen: dict[float, Point] = {}
+    for chain in chains:  # best chain first: it decides the match of each of its query seconds
+        for p in chain.points:
+            chosen.setdefault(p.q, p)
+    for p in sorted(points, key=lambda p: p.score, reverse=True):  # seconds on no chain: their best
+        chosen.setdefault(p.q, p)
     matches = [
         Match(
             query_timestamp=q,
-            matching_timestamp=times[q],
-            similarity_score=round(sim, 6),
-            exact_score=round(exact_score(pdq_by_ts[q], hit.pdq), 6),
+            matching_timestamp=p.m,
+            similarity_score=round(p.score, 6),
+            exact_score=round(exact_score(pdq_by_ts[q], hit_of[id(p)].pdq), 6),
         )
-        for q, (sim, hit) in sorted(cand.hits.items())
-    ]
-    points = [
-        Point(q=m.query_timestamp, m=m.matching_timestamp,
-              m_end=max(m.matching_timestamp, min(h.span_end, m.matching_timestamp + interval)), score=m.similarity_score)
-        for m, (_, h) in zip(matches, (cand.hits[q] for q in sorted(cand.hits)))
+        for q, p in sorted(chosen.items())
     ]
     duration = cand.record.duration
     segments = [
@@ -111,7 +118,7 @@ def _asset_result(cand: _Candidate, pdq_by_ts: dict[float, str], n_query: int, i
             match_end=round(min(c.points[-1].m_end, duration) if duration else c.points[-1].m, 3),
             score=round(c.score, 6),
         )
-        for c in find_chains(points, interval=interval)
+        for c in chains
     ]
     sims = [m.similarity_score for m in matches]
     score = 0.5 * max(sims) + 0.5 * sum(sims) / n_query
@@ -125,3 +132,4 @@ def _asset_result(cand: _Candidate, pdq_by_ts: dict[float, str], n_query: int, i
         matches=matches,
         segments=segments,
     )
+

@@ -6,11 +6,16 @@ consistent rate: between two consecutive matches of a chain, ``Δq`` (query seco
 straight copy (``Δm = Δq``), a copy played 0.5x–2x, and the ±1-frame jitter of 1 fps sampling
 all chain, while matches at inconsistent offsets (a black frame or a logo that recurs all over
 two unrelated videos) do not. Chains are found by dynamic programming (maximum total
-similarity), the best first; its matches are removed and the search repeats.
+similarity), the best first. A chain is then refined: a robust line ``m = a + b·q`` is fitted
+to it (Theil–Sen slope, clipped to 0.5..2, median intercept) and each query second in its range
+takes the candidate nearest that line (within one sampling interval), so that within a slow
+shot, where neighbouring seconds look alike, the match times follow the copy's timeline. A
+chain claims its query seconds; the search repeats on the rest.
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 #: Longest run of unmatched query seconds that a segment may bridge.
@@ -60,6 +65,26 @@ def _best_chain(points: list[Point], interval: float, max_gap: float) -> Chain:
     return Chain(tuple(reversed(chain)))
 
 
+def _refine(chain: Chain, pool: list[Point], interval: float) -> Chain:
+    pts = chain.points
+    slopes = [
+        (b.m - a.m) / (b.q - a.q)
+        for i, a in enumerate(pts) for b in pts[i + 1 : i + 16]
+        if b.q > a.q
+    ]
+    slope = min(2.0, max(0.5, statistics.median(slopes))) if slopes else 1.0
+    intercept = statistics.median(p.m - slope * p.q for p in pts)
+    q0, q1 = pts[0].q, pts[-1].q
+    best: dict[float, Point] = {}
+    for p in pool:
+        if q0 <= p.q <= q1:
+            d = abs(p.m - (intercept + slope * p.q))
+            if d <= interval + 1e-6 and (p.q not in best or d < abs(best[p.q].m - (intercept + slope * p.q))):
+                best[p.q] = p
+    refined = tuple(best[q] for q in sorted(best))
+    return Chain(refined) if len(refined) >= 2 else chain
+
+
 def find_chains(points: list[Point], *, interval: float, max_gap: float = MAX_GAP_SECONDS) -> list[Chain]:
     """All chains of two or more matches, best first; if there is none, the single best match
     (an image query, or one isolated second) as a chain of one."""
@@ -69,9 +94,10 @@ def find_chains(points: list[Point], *, interval: float, max_gap: float = MAX_GA
         chain = _best_chain(remaining, interval, max_gap)
         if len(chain.points) < 2:
             break
+        chain = _refine(chain, remaining, interval)
         chains.append(chain)
-        used = set(id(p) for p in chain.points)
-        remaining = [p for p in remaining if id(p) not in used]
+        claimed = {p.q for p in chain.points}
+        remaining = [p for p in remaining if p.q not in claimed]
     if not chains and points:
         chains.append(Chain((max(points, key=lambda p: p.score),)))
     return sorted(chains, key=lambda c: (len(c.points) * c.score), reverse=True)

@@ -52,6 +52,9 @@ DEFAULT_TOP_K = 5
 #: Assets fetched per query frame (at least): enough that one asset with many near-identical
 #: frames cannot hide the others (the store returns the best frame of each asset).
 CANDIDATES_PER_FRAME = 10
+#: Frames fetched per asset and query frame: the temporal alignment picks the consistent one
+#: (within a slow shot the best-looking second is often a neighbour of the true one).
+FRAMES_PER_ASSET = 5
 #: Frame rows per write.
 WRITE_BATCH = 256
 MAX_METADATA_BYTES = 60_000
@@ -255,7 +258,7 @@ class CustomIndex:
         per_frame = max(2 * top_k, CANDIDATES_PER_FRAME)
         frames: list[QueryFrame] = []
         for batch, vectors, hashes in self._embedded_batches(stream):
-            hits = self._store.search(vectors, limit=per_frame)
+            hits = self._store.search(vectors, limit=per_frame, per_asset=FRAMES_PER_ASSET)
             frames += [QueryFrame(f.timestamp, h, hs) for f, h, hs in zip(batch, hashes, hits)]
         records = self._store.assets(sorted({h.task_id for qf in frames for h in qf.hits}))
         output = aggregate(

@@ -104,9 +104,9 @@ class VectorStore(Protocol):
     def delete_frames(self, task_id: str, keep_generation: str | None = None) -> int:
         """Delete the frame rows of ``task_id`` except those of ``keep_generation``; returns how many."""
 
-    def search(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
-        """For each query vector, the best frame of each of the ``limit`` closest assets (any
-        generation), best first. An asset with many near-identical frames must not crowd others out."""
+    def search(self, vectors: np.ndarray, limit: int, per_asset: int = 1) -> list[list[Hit]]:
+        """For each query vector, the ``per_asset`` best frames of each of the ``limit`` closest
+        assets (any generation). An asset with many near-identical frames must not crowd others out."""
 
     def assets(self, task_ids: list[str]) -> dict[str, AssetRecord]:
         """The records of those of ``task_ids`` that are visible."""

@@ -174,7 +174,8 @@ def iter_av_frames(container, source: str, fps: float, max_duration: float, warn
                     continue
                 if size is None:
                     size = _fit(frame.width, frame.height)
-                image = frame.to_image(width=size[0], height=size[1])
+                # to_image shares the scaler's output buffer, which the next frame overwrites
+                image = frame.to_image(width=size[0], height=size[1]).copy()
                 kept += 1
                 yield Frame(_rotate(image, frame.rotation or 0), round(t, 3))
     except av.error.FFmpegError as exc:

@@ -100,14 +100,16 @@ def video_fps(path: str | Path) -> float:
 # --- synthetic footage from real photos ----------------------------------------------------------
 
 
-def pan_zoom(photo: Image.Image, seconds: float, fps: float, size: tuple[int, int], *, seed: int = 0
+def pan(photo: Image.Image, seconds: float, fps: float, size: tuple[int, int], *, seed: int = 0
              ) -> Iterator[Image.Image]:
-    """A Ken Burns shot: a window that pans and zooms across the photo, so every second differs."""
+    """A camera pan across the photo (a window at one zoom, moving corner to corner), so every
+    second shows a different part of it."""
     rng = np.random.default_rng(seed)
     w, h = photo.size
     aspect = size[0] / size[1]
-    z0, z1 = rng.uniform(0.55, 0.9), rng.uniform(0.55, 0.9)
-    (x0, y0), (x1, y1) = rng.uniform(0, 1, 2), rng.uniform(0, 1, 2)
+    z0 = z1 = rng.uniform(0.5, 0.6)
+    corners = rng.permutation([(0.0, 0.0), (1.0, 1.0), (0.0, 1.0), (1.0, 0.0)])
+    (x0, y0), (x1, y1) = corners[0], corners[1]
     n = max(1, round(seconds * fps))
     for i in range(n):
         a = i / max(1, n - 1)
@@ -122,7 +124,7 @@ def pan_zoom(photo: Image.Image, seconds: float, fps: float, size: tuple[int, in
 def slideshow(photos: list[Image.Image], seconds_each: float, fps: float, size: tuple[int, int], *, seed: int = 0
               ) -> Iterator[Image.Image]:
     for i, photo in enumerate(photos):
-        yield from pan_zoom(photo, seconds_each, fps, size, seed=seed + i)
+        yield from pan(photo, seconds_each, fps, size, seed=seed + i)
 
 
 def still(photo: Image.Image, seconds: float, fps: float, size: tuple[int, int]) -> Iterator[Image.Image]:
