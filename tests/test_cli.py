@@ -110,3 +110,21 @@ def test_demo_runs_offline_and_finds_copies(tmp_path):
     assert "queries answered correctly" in p.stdout
     right, total = p.stdout.split("queries answered correctly")[0].split()[-1].split("/")
     assert int(right) >= int(total) - 2 and int(total) >= 20
+
+
+def test_video_add_query_with_plot(tmp_path):
+    from vecsim.sample_media import sample_photo
+    from vecsim.video_edits import VideoEdit, apply_edit, slideshow, write_video
+
+    photos = [sample_photo(n) for n in ("astronaut", "coffee", "rocket", "camera")]
+    ref = write_video(tmp_path / "ref.mp4", slideshow(photos, 5, 10, (320, 240), seed=2), 10)
+    clip = apply_edit(ref, tmp_path / "clip.mkv", VideoEdit("x", 6, 14))
+    idx = str(tmp_path / "v.db")
+    added = lines(run(["--index", idx, "add", str(ref), "--task-id", "ref"], tmp_path).stdout)
+    assert added == [{"task_id": "ref", "source": str(ref)}]
+    png = tmp_path / "timeline.png"
+    res = lines(run(["--index", idx, "query", str(clip), "--plot", str(png)], tmp_path).stdout)[0]
+    assert res["media_type"] == "video" and res["query_frames"] == 8
+    top = res["output"][0]
+    assert top["task_id"] == "ref" and top["segments"] and abs(top["segments"][0]["match_start"] - 6) <= 2
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

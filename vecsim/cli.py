@@ -30,6 +30,7 @@ app.add_typer(bench_app, name="bench")
 class _State:
     index: str | None = None
     collection: str = "vecsim"
+    fps: float = 1.0
     debug: bool = False
 
 
@@ -43,16 +44,18 @@ def _main(
         typer.Option("--index", envvar="VECSIM_INDEX", help="Index URI: a *.db file (Milvus Lite) or http://host:19530."),
     ] = None,
     collection: Annotated[str, typer.Option(help="Collection name inside the index.")] = "vecsim",
+    fps: Annotated[float, typer.Option(min=0.01, max=60.0, help="Video frames sampled per second.")] = 1.0,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    state.index, state.collection, state.debug = index, collection, debug
+    state.index, state.collection, state.fps, state.debug = index, collection, fps, debug
 
 
-def _open(index_type: str | None = None, index_params: list[str] | None = None):
+def _open(index_type: str | None = None, index_params: list[str] | None = None, dedupe: int | None = None):
     from .index import CustomIndex
 
     params = parse_param_pairs(index_params or [])
-    return CustomIndex(state.index, collection=state.collection, index=index_type, index_params=params or None)
+    return CustomIndex(state.index, collection=state.collection, index=index_type, index_params=params or None,
+                       fps=state.fps, dedupe_distance=dedupe)
 
 
 def _emit(obj: dict) -> None:
@@ -66,14 +69,15 @@ def _fail(message: str) -> None:
 
 @app.command()
 def add(
-    paths: Annotated[list[str], typer.Argument(help="Image files and folders (searched recursively).")],
+    paths: Annotated[list[str], typer.Argument(help="Image / video files and folders (searched recursively).")],
     metadata: Annotated[Optional[str], typer.Option(help="JSON object stored with every added file.")] = None,
     task_id: Annotated[Optional[str], typer.Option(help="task_id for a single file (default: generated).")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing task_id.")] = False,
     index_type: Annotated[Optional[str], typer.Option(help="FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ or HNSW (at creation).")] = None,
     index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE index parameter, repeatable.")] = None,
+    dedupe: Annotated[Optional[int], typer.Option(min=0, max=256, help="Merge consecutive video frames within this many PDQ bits.")] = None,
 ) -> None:
-    """Add media; prints one JSON line per added file: {"task_id", "source"}."""
+    """Add images and videos; prints one JSON line per added file: {"task_id", "source"}."""
     from .media import expand_sources
 
     meta = json.loads(metadata) if metadata else None
@@ -84,10 +88,12 @@ def add(
         raise VecsimError(f"--task-id names one file, but {len(sources)} files were given")
     if not sources:
         raise VecsimError("no image files found in the given paths")
-    with _open(index_type, index_param) as index:
+    with _open(index_type, index_param, dedupe) as index:
         result = index.add_many(sources, metadata=meta, task_ids=[task_id] if task_id else None, replace=replace)
     for a in result.added:
         _emit({"task_id": a.task_id, "source": a.source})
+        for w in a.warnings:
+            typer.echo(f"vecsim: warning: {a.source}: {w}", err=True)
     for f in result.failed:
         _fail(f.message)
     if result.failed:
@@ -96,16 +102,18 @@ def add(
 
 @app.command()
 def query(
-    paths: Annotated[list[str], typer.Argument(help="Query image files or folders.")],
+    paths: Annotated[list[str], typer.Argument(help="Query image / video files or folders.")],
     top_k: Annotated[int, typer.Option(min=1, help="At most this many assets per query.")] = 5,
     threshold: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Minimum similarity_score (default 0.5).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a PNG timeline of the matches (one per query: NAME-2.png, ...).")] = None,
 ) -> None:
-    """Query; prints one JSON line per query file: {"source", "output": [assets]}."""
+    """Query; prints one JSON line per query file: {"source", "output": [assets], ...}."""
     from .media import expand_sources
 
     failed = 0
+    sources = expand_sources(paths)
     with _open() as index:
-        for src in expand_sources(paths):
+        for i, src in enumerate(sources):
             try:
                 result = index.query(src, top_k=top_k, threshold=threshold)
             except MediaError as exc:
@@ -113,6 +121,14 @@ def query(
                 failed += 1
                 continue
             _emit(result.model_dump(mode="json"))
+            for w in result.warnings:
+                typer.echo(f"vecsim: warning: {result.source}: {w}", err=True)
+            if plot is not None:
+                from .plot import plot_timeline
+
+                target = plot if i == 0 else plot.with_name(f"{plot.stem}-{i + 1}{plot.suffix or '.png'}")
+                plot_timeline(result, target)
+                typer.echo(f"vecsim: wrote {target}", err=True)
     if failed:
         raise typer.Exit(1)
 
