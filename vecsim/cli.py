@@ -195,6 +195,22 @@ def bench_images(
     typer.echo(f"\nwrote {md} and {js}", err=True)
 
 
+@bench_app.command("videos")
+def bench_videos(
+    references: Annotated[Path, typer.Argument(help="Folder of reference videos.")],
+    out: Annotated[Path, typer.Option(help="Folder for video-bench.md / .json.")] = Path("bench-out"),
+    exclude: Annotated[Optional[list[str]], typer.Option(help="Glob of file names to leave out, repeatable.")] = None,
+    index_type: Annotated[str, typer.Option(help="Index type of the benchmark collection.")] = "FLAT",
+) -> None:
+    """Edited excerpts of each reference as queries: right asset first, segment precision / recall."""
+    from .bench_video import run_video_bench, write_video_report
+
+    report = run_video_bench(references, uri=state.index, exclude=exclude, index=index_type)
+    md, js = write_video_report(report, out)
+    typer.echo(report.to_markdown())
+    typer.echo(f"\nwrote {md} and {js}", err=True)
+
+
 def main() -> None:
     try:
         rc = app(standalone_mode=False)  # returns the code of a typer.Exit raised inside
