@@ -15,7 +15,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -154,10 +154,11 @@ def run_image_bench(
     )
 
 
-def write_report(report: ImageBenchReport, out_dir: str | Path) -> tuple[Path, Path]:
+def write_report(report: Any, out_dir: str | Path, stem: str = "image-bench") -> tuple[Path, Path]:
+    """Write a benchmark report (a dataclass with ``to_markdown``) as STEM.md and STEM.json."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    md, js = out / "image-bench.md", out / "image-bench.json"
+    md, js = out / f"{stem}.md", out / f"{stem}.json"
     md.write_text(report.to_markdown() + "\n")
-    js.write_text(json.dumps(report.__dict__, indent=2) + "\n")
+    js.write_text(json.dumps(asdict(report), indent=2) + "\n")
     return md, js

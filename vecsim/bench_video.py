@@ -14,11 +14,10 @@ of the best segment of the true asset.
 from __future__ import annotations
 
 import fnmatch
-import json
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -161,12 +160,3 @@ def run_video_bench(folder: str | Path, *, uri: str | None = None, exclude: list
         ingest_x_realtime=ingest_x,
         query_ms_median=statistics.median(latencies),
     )
-
-
-def write_video_report(report: VideoBenchReport, out_dir: str | Path) -> tuple[Path, Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    md, js = out / "video-bench.md", out / "video-bench.json"
-    md.write_text(report.to_markdown() + "\n")
-    js.write_text(json.dumps(asdict(report), indent=2) + "\n")
-    return md, js

@@ -203,10 +203,11 @@ def bench_videos(
     index_type: Annotated[str, typer.Option(help="Index type of the benchmark collection.")] = "FLAT",
 ) -> None:
     """Edited excerpts of each reference as queries: right asset first, segment precision / recall."""
-    from .bench_video import run_video_bench, write_video_report
+    from .bench import write_report
+    from .bench_video import run_video_bench
 
     report = run_video_bench(references, uri=state.index, exclude=exclude, index=index_type)
-    md, js = write_video_report(report, out)
+    md, js = write_report(report, out, "video-bench")
     typer.echo(report.to_markdown())
     typer.echo(f"\nwrote {md} and {js}", err=True)
 

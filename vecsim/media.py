@@ -105,13 +105,7 @@ def expand_sources(items: Iterable[MediaInput] | MediaInput) -> list[MediaInput]
 
 
 def _read_bytes(media: MediaInput, source: str) -> bytes:
-    if isinstance(media, (str, os.PathLike)):
-        path = Path(media)
-        if not path.exists():
-            raise MediaNotFoundError(source, "no such file")
-        if path.is_dir():
-            raise UnsupportedMediaError(source, "is a directory (use add_many to add a folder)")
-        return path.read_bytes()
+    """The bytes of an in-memory input or of a file object that cannot seek."""
     if isinstance(media, (bytes, bytearray, memoryview)):
         return bytes(media)
     if hasattr(media, "read"):
