@@ -123,6 +123,7 @@ def run_video_bench(folder: str | Path, *, uri: str | None = None, exclude: list
             hits: dict[str, list[bool]] = {}
             sums = dict(pq=0.0, iq=0.0, tq=0.0, pm=0.0, im=0.0, tm=0.0)
             errors: list[float] = []
+            per_query: list[dict[str, Any]] = []
             latencies: list[float] = []
             for q in queries:
                 t = time.perf_counter()
@@ -143,6 +144,9 @@ def run_video_bench(folder: str | Path, *, uri: str | None = None, exclude: list
                         s = asset.segments[0]
                         errors.append(max(abs(s.query_start - q.q_range[0]), abs(s.query_end - q.q_range[1]),
                                           abs(s.match_start - q.m_range[0]), abs(s.match_end - q.m_range[1])))
+                        per_query.append({"asset": q.asset, "edit": q.edit, "boundary_error_s": round(errors[-1], 2),
+                                          "truth": [q.q_range, q.m_range],
+                                          "segment": [[s.query_start, s.query_end], [s.match_start, s.match_end]]})
                 sums["tq"] += q.q_range[1] - q.q_range[0]
                 sums["tm"] += q.m_range[1] - q.m_range[0]
     top1 = {k: sum(v) / len(v) for k, v in hits.items()}
@@ -159,4 +163,5 @@ def run_video_bench(folder: str | Path, *, uri: str | None = None, exclude: list
         boundary_error_s_max=max(errors) if errors else float("nan"),
         ingest_x_realtime=ingest_x,
         query_ms_median=statistics.median(latencies),
+        extra={"per_query": per_query},
     )
