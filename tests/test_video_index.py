@@ -242,3 +242,10 @@ def test_still_stretches_are_merged_and_timestamps_stay_right(tmp_path, media):
         assert top.task_id == "S"
         for m in top.matches:
             assert abs(m.matching_timestamp - (17 + m.query_timestamp)) <= 1.5, m
+
+
+def test_image_asset_segments_are_runs_of_query_seconds(index, media):
+    top = index.query(media["with_clock"]).output[0]
+    assert top.task_id == "clock-photo" and len(top.segments) == 1
+    seg = top.segments[0]
+    assert seg.match_start == seg.match_end == 0 and seg.query_end - seg.query_start >= 4

@@ -23,7 +23,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .alignment import Point, find_chains
+from .alignment import Point, find_chains, still_runs
 from .calibration import Calibration
 from .descriptors.pdq import exact_score
 from .schema import AssetMatch, Match, Segment
@@ -93,7 +93,7 @@ def _asset_result(cand: _Candidate, pdq_by_ts: dict[float, str], n_query: int, i
             p = Point(q=q, m=m, m_end=max(m, min(hit.span_end, m + interval)), score=sim)
             points.append(p)
             hit_of[id(p)] = hit
-    chains = find_chains(points, interval=interval)
+    chains = still_runs(points) if cand.record.media_type == "image" else find_chains(points, interval=interval)
     chosen: dict[float, Point] = {}
     for chain in chains:  # best chain first: it decides the match of each of its query seconds
         for p in chain.points:

@@ -101,3 +101,19 @@ def find_chains(points: list[Point], *, interval: float, max_gap: float = MAX_GA
     if not chains and points:
         chains.append(Chain((max(points, key=lambda p: p.score),)))
     return sorted(chains, key=lambda c: (len(c.points) * c.score), reverse=True)
+
+
+def still_runs(points: list[Point], *, max_gap: float = MAX_GAP_SECONDS) -> list[Chain]:
+    """Segments against a still image (match time always 0): runs of matched query seconds with
+    gaps of at most ``max_gap``, best first."""
+    best: dict[float, Point] = {}
+    for p in points:
+        if p.q not in best or p.score > best[p.q].score:
+            best[p.q] = p
+    runs: list[list[Point]] = []
+    for q in sorted(best):
+        if runs and q - runs[-1][-1].q <= max_gap + 1e-6:
+            runs[-1].append(best[q])
+        else:
+            runs.append([best[q]])
+    return sorted((Chain(tuple(r)) for r in runs), key=lambda c: len(c.points) * c.score, reverse=True)
