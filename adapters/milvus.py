@@ -368,6 +368,32 @@ class MilvusStore:
             for r in rows
         }
 
+    def generations(self) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
+        committed = {r["task_id"]: r["generation"] for r in self._scan(self.assets_collection, ["task_id", "generation"])}
+        present: dict[tuple[str, str], int] = {}
+        for r in self._scan(self.collection, ["task_id", "generation"]):
+            key = (r["task_id"], r["generation"])
+            present[key] = present.get(key, 0) + 1
+        return committed, present
+
+    def _scan(self, name: str, fields: list[str]):
+        """Every row of a collection, in batches (query_iterator)."""
+        import logging
+
+        log = logging.getLogger("pymilvus")
+        level = log.level
+        log.setLevel(logging.ERROR)  # Milvus Lite has no MVCC timestamp: the iterator warns, harmlessly
+        it = None
+        try:
+            it = self._client.query_iterator(name, batch_size=1000, filter="", output_fields=fields,
+                                             consistency_level=CONSISTENCY)
+            while batch := it.next():
+                yield from batch
+        finally:
+            if it is not None:
+                it.close()
+            log.setLevel(level)
+
     def count(self) -> tuple[int, int]:
         def n(name: str) -> int:
             res = self._client.query(name, filter="", output_fields=["count(*)"], consistency_level=CONSISTENCY)

@@ -222,8 +222,20 @@ def test_killed_mid_add_shows_no_half_asset(tmp_path, media):
         info = idx.info()
         assert info.assets == 1 and info.frames > 30  # the orphaned rows exist ...
         assert all(a.task_id != "half" for a in idx.query(media["excerpt"], threshold=0).output)  # ... unseen
+        vac = idx.vacuum()  # the leftovers are found and deleted; committed assets are untouched
+        assert vac.orphaned_generations == 1 and vac.removed_frames == info.frames - 30
+        assert idx.info().frames == 30 and idx.vacuum().removed_frames == 0
+        assert idx.query(media["B"]).output[0].task_id == "B"
+
+
+def test_same_task_id_again_cleans_leftovers(tmp_path, media):
+    db = str(tmp_path / "k2.db")
+    p = subprocess.run([sys.executable, "-c", KILL_SCRIPT, db, str(media["A"])], capture_output=True)
+    assert p.returncode == -9
+    with CustomIndex(db) as idx:
+        assert idx.info().assets == 0 and idx.info().frames > 0
         idx.add(media["A"], task_id="half")  # the same id again: leftovers are cleaned up
-        assert idx.info().frames == 90 and idx.query(media["excerpt"]).output[0].task_id == "half"
+        assert idx.info().frames == 60 and idx.query(media["excerpt"]).output[0].task_id == "half"
 
 
 def test_still_stretches_are_merged_and_timestamps_stay_right(tmp_path, media):

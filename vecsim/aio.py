@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from .index import CustomIndex
 from .media import MediaInput
-from .schema import AddManyResult, AddResult, AssetInfo, IndexInfo, QueryResult, RemoveResult
+from .schema import AddManyResult, AddResult, AssetInfo, IndexInfo, QueryResult, RemoveResult, VacuumResult
 
 T = TypeVar("T")
 
@@ -56,6 +56,9 @@ class AsyncCustomIndex:
 
     async def get(self, task_id: str) -> AssetInfo:
         return await self._run(self.sync.get, task_id)
+
+    async def vacuum(self) -> VacuumResult:
+        return await self._run(self.sync.vacuum)
 
     async def count(self) -> int:
         return await self._run(self.sync.count)

@@ -163,6 +163,13 @@ def info() -> None:
 
 
 @app.command()
+def vacuum() -> None:
+    """Delete frame rows left by adds that were killed half-way (a full scan; run it when no add is in flight)."""
+    with _open() as index:
+        _emit(index.vacuum().model_dump(mode="json"))
+
+
+@app.command()
 def demo() -> None:
     """Index scikit-image's sample photos plus distractors, query edited copies, print the table.
 

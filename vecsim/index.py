@@ -41,6 +41,7 @@ from .schema import (
     IndexInfo,
     QueryResult,
     RemoveResult,
+    VacuumResult,
 )
 from .store import AssetRecord, CollectionSpec, FrameRow, VectorStore
 
@@ -295,6 +296,17 @@ class CustomIndex:
             frames=[FrameInfo(timestamp=f.timestamp, span_end=f.span_end, pdq=f.pdq)
                     for f in self._store.frames(task_id, record.generation)],
         )
+
+    def vacuum(self) -> VacuumResult:
+        """Delete frame rows that no asset commits: what an add killed half-way left behind
+        (invisible to queries, but taking space). A full scan: run it as maintenance, not while
+        adds are in flight, since an add in progress looks the same as a killed one."""
+        committed, present = self._store.generations()
+        orphans = [(t, g) for (t, g) in present if committed.get(t) != g]
+        removed = 0
+        for task_id in {t for t, _ in orphans}:
+            removed += self._store.delete_frames(task_id, keep_generation=committed.get(task_id))
+        return VacuumResult(removed_frames=removed, orphaned_generations=len(orphans))
 
     def count(self) -> int:
         """Number of assets in the index."""

@@ -80,6 +80,11 @@ class RemoveResult(_Model):
     removed_frames: int
 
 
+class VacuumResult(_Model):
+    removed_frames: int = Field(description="frame rows deleted")
+    orphaned_generations: int = Field(description="(task_id, generation) pairs that no asset record commits")
+
+
 class FrameInfo(_Model):
     timestamp: float
     span_end: float = Field(description="the frame stands for [timestamp, span_end)")

@@ -114,6 +114,10 @@ class VectorStore(Protocol):
     def frames(self, task_id: str, generation: str) -> list[StoredFrame]:
         """The frame rows of one generation of an asset, in frame order."""
 
+    def generations(self) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
+        """A full scan, for maintenance: the committed generation of every asset, and the number
+        of frame rows of every ``(task_id, generation)`` present."""
+
     def count(self) -> tuple[int, int]:
         """``(visible assets, frame rows)``; frame rows include any of an add in progress."""
 
