@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from vecsim.bench_video import _overlap, run_video_bench
 from vecsim.sample_media import sample_photo

@@ -3,14 +3,12 @@ video found with the right timestamps and segments; image <-> video; remove; all
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from vecsim import CustomIndex, MediaTooLargeError, edits
+from vecsim import CustomIndex, MediaTooLargeError
 from vecsim.errors import CorruptMediaError, UnsupportedMediaError
 from vecsim.sample_media import generated_distractor, sample_photo
 from vecsim.video_edits import (

@@ -181,13 +181,14 @@ class CustomIndex:
         existing = self._store.assets([task_id]).get(task_id) if given else None
         if existing is not None and not replace:
             raise TaskExistsError(f"task_id {task_id!r} is already in the index (pass replace=True to overwrite)")
-        return self._ingest(task_id, self._open(media), metadata, existing)
+        return self._ingest(task_id, self._open(media), metadata, existing, sweep=given)
 
     def _ingest(self, task_id: str, stream: MediaStream, metadata: dict[str, Any],
-                existing: AssetRecord | None) -> AddResult:
+                existing: AssetRecord | None, *, sweep: bool) -> AddResult:
         keep = existing.generation if existing else None
         generation = uuid.uuid4().hex[:16]
-        self._store.delete_frames(task_id, keep_generation=keep)  # leftovers of a killed add
+        if sweep:  # a caller's id may have leftovers of a killed add; a fresh uuid cannot
+            self._store.delete_frames(task_id, keep_generation=keep)
         rows = _RowWriter(self._store, task_id, generation, self.dedupe_distance)
         sampled = 0
         try:
@@ -202,7 +203,10 @@ class CustomIndex:
                 duration=duration, frames=stored, metadata=metadata,
             ))
         except BaseException:
-            self._store.delete_frames(task_id, keep_generation=keep)  # never leave part of an asset
+            try:  # never leave part of an asset; if the store itself is down, the rows stay
+                self._store.delete_frames(task_id, keep_generation=keep)  # invisible until vacuum()
+            except Exception:
+                pass
             raise
         if existing is not None:
             self._store.delete_frames(task_id, keep_generation=generation)

@@ -170,21 +170,14 @@ def apply_edit(src: str | Path, dst: str | Path, edit: VideoEdit, *, fps: float 
 
 
 def _edited_frames(src: str | Path, edit: VideoEdit, fps: float) -> Iterator[Image.Image]:
-    """Output frame k shows the source at ``start + k / fps * speed`` (nearest earlier frame)."""
+    """Output frame k shows the first source frame at or after ``start + k / fps * speed``."""
     k = 0
-    last: Image.Image | None = None
     for t, im in read_frames(src):
         if edit.end is not None and t >= edit.end:
             break
-        while True:
-            want = edit.start + k / fps * edit.speed
-            if want > t + 1e-6:
-                break
-            if want >= edit.start - 1e-6 and (edit.end is None or want < edit.end):
-                yield edit.frame_edit(im) if edit.frame_edit else im
+        while edit.start + k / fps * edit.speed <= t + 1e-6:
+            yield edit.frame_edit(im) if edit.frame_edit else im
             k += 1
-        last = im
-    del last
 
 
 def insert_into(host: str | Path, clip: str | Path, dst: str | Path, at: float, *, size: tuple[int, int] | None = None
