@@ -3,7 +3,9 @@
 :func:`open_store` picks the adapter from the index URI:
 
 - a local path (``vecsim.db``, ``/data/photos.db``): Milvus Lite, embedded, no server;
-- ``http://host:19530``, ``https://...`` or ``milvus://host:port``: a Milvus server.
+- ``http://host:19530``, ``https://...`` or ``milvus://host:port``: a Milvus server;
+- ``qdrant-local:PATH``: Qdrant's embedded local mode (qdrant-client; exact search only);
+- ``qdrant://host:6333`` (``qdrants://`` for TLS): a Qdrant server (option ``api_key``).
 """
 
 from __future__ import annotations
@@ -22,13 +24,20 @@ def open_store(uri: str, collection: str, create_spec: CollectionSpec, **options
     """
     from .milvus import MilvusStore, is_server_uri
 
+    if uri.startswith(("qdrant-local:", "qdrant://", "qdrants://")):
+        try:
+            from .qdrant import QdrantStore
+        except ImportError as exc:
+            raise IndexConfigError(f"{uri!r} needs qdrant-client: pip install 'vecsim[qdrant]'") from exc
+        return QdrantStore(uri, collection, create_spec, **options)
     if uri.startswith("milvus://"):
         uri = "http://" + uri[len("milvus://") :]
     if is_server_uri(uri):
         return MilvusStore(uri, collection, create_spec, **options)
-    if "://" in uri or uri.startswith(("qdrant-local:", "qdrant-edge:")):
+    if "://" in uri or ":" in uri.split("/", 1)[0]:
         raise IndexConfigError(
-            f"unsupported index URI {uri!r}: use a local *.db path (Milvus Lite) or http://host:port (Milvus server)"
+            f"unsupported index URI {uri!r}: use a local *.db path (Milvus Lite), http://host:port (Milvus "
+            "server), qdrant-local:PATH or qdrant://host:port"
         )
     path = Path(uri)
     if path.suffix != ".db":

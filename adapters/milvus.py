@@ -18,13 +18,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from vecsim.errors import IndexConfigError, StoreError
-from vecsim.index_config import IndexConfig, index_config_from_dict
+from vecsim.index_config import IndexConfig
 from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
 
 SPEC_PROPERTY = "vecsim.spec"
@@ -190,7 +189,7 @@ class MilvusStore:
                 schema=frames,
                 index_params=frame_index,
                 consistency_level=CONSISTENCY,
-                properties={SPEC_PROPERTY: _spec_to_json(spec)},
+                properties={SPEC_PROPERTY: spec.to_json()},
             )
         except Exception as exc:
             raise StoreError(f"cannot create collection {self.collection!r} on {self.uri}: {exc}") from exc
@@ -203,7 +202,7 @@ class MilvusStore:
                 f"collection {self.collection!r} at {self.uri} was not made by vecsim (no {SPEC_PROPERTY} "
                 "property); choose another collection name"
             )
-        spec = _spec_from_json(raw)
+        spec = CollectionSpec.from_json(raw)
         if spec.schema_version != CollectionSpec.schema_version or not self._client.has_collection(
             self.assets_collection
         ):
@@ -429,14 +428,3 @@ def _group_hits(hits: Any, limit: int, per_asset: int) -> list[Hit]:
             ))
     return [hit for group in kept.values() for hit in group]
 
-
-def _spec_to_json(spec: CollectionSpec) -> str:
-    d = asdict(spec)
-    d["index"] = spec.index.model_dump(mode="json")
-    return json.dumps(d, sort_keys=True)
-
-
-def _spec_from_json(raw: str) -> CollectionSpec:
-    d = json.loads(raw)
-    d["index"] = index_config_from_dict(d["index"])
-    return CollectionSpec(**d)

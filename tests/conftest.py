@@ -19,9 +19,17 @@ def photos() -> dict[str, Image.Image]:
     return sample_photos(PHOTO_NAMES)
 
 
-@pytest.fixture
-def index_path(tmp_path):
-    return str(tmp_path / "test.db")
+#: Every backend the conformance tests run on: name -> index URI in a fresh folder.
+BACKENDS = {
+    "milvus-lite": lambda d: str(d / "test.db"),
+    "qdrant-local": lambda d: f"qdrant-local:{d / 'qdrant'}",
+}
+
+
+@pytest.fixture(params=list(BACKENDS))
+def index_path(request, tmp_path):
+    """An index URI, once per backend: tests that take it run on every backend."""
+    return BACKENDS[request.param](tmp_path)
 
 
 @pytest.fixture

@@ -49,9 +49,10 @@ def media(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def index(tmp_path_factory, media):
-    idx = CustomIndex(str(tmp_path_factory.mktemp("vidx") / "v.db"))
+@pytest.fixture(scope="module", params=["milvus-lite", "qdrant-local"])
+def index(request, tmp_path_factory, media):
+    folder = tmp_path_factory.mktemp("vidx")
+    idx = CustomIndex(str(folder / "v.db") if request.param == "milvus-lite" else f"qdrant-local:{folder / 'q'}")
     for tid in ("A", "B", "D"):
         res = idx.add(media[tid], metadata={"title": tid}, task_id=tid)
         assert res.media_type == "video" and res.frames == res.stored_frames

@@ -17,12 +17,13 @@ its URI scheme in ``adapters/__init__.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from .index_config import IndexConfig
+from .index_config import IndexConfig, index_config_from_dict
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,17 @@ class CollectionSpec:
     dim: int
     index: IndexConfig
     schema_version: int = 2
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["index"] = self.index.model_dump(mode="json")
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str) -> CollectionSpec:
+        d = json.loads(raw)
+        d["index"] = index_config_from_dict(d["index"])
+        return cls(**d)
 
 
 @dataclass
