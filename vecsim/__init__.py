@@ -7,6 +7,7 @@ from .errors import (
     IndexConfigError,
     InvalidRequestError,
     MediaError,
+    MediaFetchError,
     MediaNotFoundError,
     MediaTooLargeError,
     StoreError,
@@ -25,7 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AddManyResult", "AddResult", "AssetInfo", "AssetMatch", "AsyncCustomIndex", "CorruptMediaError",
     "CustomIndex", "DescriptorMismatchError", "EmptyMediaError", "FlatIndex", "HnswIndex", "IndexConfigError",
-    "IndexInfo", "InvalidRequestError", "IvfFlatIndex", "IvfPqIndex", "IvfSq8Index", "Match", "MediaError",
+    "IndexInfo", "InvalidRequestError", "IvfFlatIndex", "IvfPqIndex", "IvfSq8Index", "Match", "MediaError", "MediaFetchError",
     "MediaNotFoundError", "MediaTooLargeError", "QueryResult", "RemoveResult", "StoreError", "TaskExistsError",
     "TaskNotFoundError", "UnsupportedMediaError", "VecsimError", "parse_index_config",
 ]

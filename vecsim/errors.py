@@ -36,7 +36,11 @@ class MediaTooLargeError(MediaError):
 
 
 class MediaNotFoundError(MediaError, FileNotFoundError):
-    """A path that does not exist."""
+    """A path that does not exist, or a URL that answers 404 / 410."""
+
+
+class MediaFetchError(MediaError):
+    """A URL that could not be fetched (network error, time-out, HTTP error)."""
 
 
 # --- index -------------------------------------------------------------------------------------

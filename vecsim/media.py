@@ -1,7 +1,8 @@
 """Media input: turn whatever the caller hands us into a stream of decoded frames.
 
-Accepted inputs (``MediaInput``): a path (``str`` / ``os.PathLike``), raw ``bytes``, a binary
-file object, or a ``PIL.Image.Image``. Directories are expanded by :func:`expand_sources`.
+Accepted inputs (``MediaInput``): a path (``str`` / ``os.PathLike``), an ``http(s)://`` URL
+(fetched into a temporary file, at most ``max_bytes``), raw ``bytes``, a binary file object, or a
+``PIL.Image.Image``. Directories are expanded by :func:`expand_sources`.
 
 :func:`open_media` tells images from videos by content, not by file name: Pillow identifies
 images (JPEG, PNG, WebP, GIF, BMP, TIFF); an animated GIF or WebP is a video; anything else is
@@ -26,6 +27,7 @@ from .errors import (
     CorruptMediaError,
     EmptyMediaError,
     MediaError,
+    MediaFetchError,
     MediaNotFoundError,
     MediaTooLargeError,
     UnsupportedMediaError,
@@ -42,6 +44,9 @@ MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 IMAGE_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF"})
 
 DEFAULT_MAX_PIXELS = 64_000_000
+#: Largest download for a URL input, and how long to wait for its server.
+DEFAULT_MAX_BYTES = 2 * 1024**3
+URL_TIMEOUT_S = 30.0
 #: Colour that transparent pixels are composited on.
 ALPHA_BACKGROUND = (255, 255, 255)
 
@@ -186,6 +191,8 @@ def open_media(
     fps = fps or video.DEFAULT_FPS
     max_duration = max_duration or video.DEFAULT_MAX_DURATION
     source = describe(media)
+    if is_url(media):
+        return _open_url(str(media), max_pixels=max_pixels, fps=fps, max_duration=max_duration)
     if isinstance(media, Image.Image):
         if _is_animation(media):
             _check_pixels(source, media.size, max_pixels)
@@ -227,6 +234,58 @@ def open_media(
         raise
     video.check_duration(container, source, max_duration)
     return _video_stream(source, video.iter_av_frames, container, fps, max_duration)
+
+
+def is_url(media: MediaInput) -> bool:
+    return isinstance(media, str) and media.lower().startswith(("http://", "https://"))
+
+
+def _open_url(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, **options) -> MediaStream:
+    """Fetch a URL into a temporary file and open that; the file is deleted once the frames are read."""
+    import tempfile
+    import urllib.error
+    import urllib.request
+
+    fd, tmp = tempfile.mkstemp(prefix="vecsim-url-")
+    try:
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as resp:
+                length = resp.headers.get("Content-Length")
+                if length and int(length) > max_bytes:
+                    raise MediaTooLargeError(url, f"{int(length):,} bytes is over the download limit of {max_bytes:,}")
+                total = 0
+                while chunk := resp.read(1 << 20):
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise MediaTooLargeError(url, f"more than the download limit of {max_bytes:,} bytes")
+                    out.write(chunk)
+        except urllib.error.HTTPError as exc:
+            error = MediaNotFoundError if exc.code in (404, 410) else MediaFetchError
+            raise error(url, f"HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            if isinstance(exc, MediaError):
+                raise
+            raise MediaFetchError(url, f"cannot fetch: {getattr(exc, 'reason', exc)}") from None
+        stream = open_media(tmp, **options)
+    except MediaError as exc:
+        os.unlink(tmp)
+        raise type(exc)(url, exc.reason) from None  # name the URL, not the temporary file
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    stream.source = url
+    stream.frames = _then_delete(stream.frames, tmp, url)
+    return stream
+
+
+def _then_delete(frames: Iterator[Frame], path: str, url: str) -> Iterator[Frame]:
+    try:
+        yield from frames
+    except MediaError as exc:
+        raise type(exc)(url, exc.reason) from None
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
 
 
 def _video_stream(source: str, reader, handle, fps: float, max_duration: float, **options) -> MediaStream:
