@@ -1,4 +1,4 @@
-"""vecsim: visual copy detection for images (and, soon, videos) on Milvus."""
+"""vecsim: visual copy detection for images and videos on Milvus and Qdrant: add, query, remove."""
 
 from .errors import (
     CorruptMediaError,
