@@ -40,6 +40,11 @@ class Chain:
     def score(self) -> float:
         return sum(p.score for p in self.points) / len(self.points)
 
+    @property
+    def weight(self) -> float:
+        """How much evidence the chain carries: its length times its mean similarity (the rank)."""
+        return len(self.points) * self.score
+
 
 def _compatible(a: Point, b: Point, interval: float, max_gap: float) -> bool:
     dq, dm = b.q - a.q, b.m - a.m
@@ -100,7 +105,7 @@ def find_chains(points: list[Point], *, interval: float, max_gap: float = MAX_GA
         remaining = [p for p in remaining if p.q not in claimed]
     if not chains and points:
         chains.append(Chain((max(points, key=lambda p: p.score),)))
-    return sorted(chains, key=lambda c: (len(c.points) * c.score), reverse=True)
+    return sorted(chains, key=lambda c: c.weight, reverse=True)
 
 
 def still_runs(points: list[Point], *, max_gap: float = MAX_GAP_SECONDS) -> list[Chain]:
@@ -116,4 +121,4 @@ def still_runs(points: list[Point], *, max_gap: float = MAX_GAP_SECONDS) -> list
             runs[-1].append(best[q])
         else:
             runs.append([best[q]])
-    return sorted((Chain(tuple(r)) for r in runs), key=lambda c: len(c.points) * c.score, reverse=True)
+    return sorted((Chain(tuple(r)) for r in runs), key=lambda c: c.weight, reverse=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+from contextlib import contextmanager
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +178,43 @@ def _is_animation(im: Image.Image) -> bool:
     return im.format in ("GIF", "WEBP") and getattr(im, "n_frames", 1) > 1
 
 
+@contextmanager
+def _pillow_errors(source: str) -> Iterator[None]:
+    """Turn Pillow's exceptions into typed media errors naming the input."""
+    try:
+        yield
+    except MediaError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise MediaTooLargeError(source, f"refused as a decompression bomb: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise CorruptMediaError(source, f"truncated or corrupt image ({exc})") from None
+
+
+def _identify(target) -> Image.Image | None:
+    """Pillow's reading of the header, or None when Pillow does not know the format."""
+    try:
+        return Image.open(target)
+    except UnidentifiedImageError:
+        return None
+
+
+def _pillow_stream(im: Image.Image, source: str, max_pixels: int, fps: float, max_duration: float,
+                   *, owned: bool) -> MediaStream:
+    """A still image, or an animated GIF / WebP as a video. ``owned``: close ``im`` when done."""
+    from . import video
+
+    if _is_animation(im):
+        _check_pixels(source, im.size, max_pixels)
+        return _video_stream(source, video.iter_animation_frames, im, fps, max_duration, close=owned)
+    try:
+        with _pillow_errors(source):
+            return _image_stream(source, _decode_still(im, source, max_pixels))
+    finally:
+        if owned:
+            im.close()
+
+
 def open_media(
     media: MediaInput,
     *,
@@ -194,33 +232,13 @@ def open_media(
     if is_url(media):
         return _open_url(str(media), max_pixels=max_pixels, fps=fps, max_duration=max_duration)
     if isinstance(media, Image.Image):
-        if _is_animation(media):
-            _check_pixels(source, media.size, max_pixels)
-            return _video_stream(source, video.iter_animation_frames, media, fps, max_duration, close=False)
-        return _image_stream(source, _decode_still(media, source, max_pixels))
+        return _pillow_stream(media, source, max_pixels, fps, max_duration, owned=False)
 
     target = _open_target(media, source)
-    try:
-        im = Image.open(target)
-    except UnidentifiedImageError:
-        im = None
-    except Image.DecompressionBombError as exc:
-        raise MediaTooLargeError(source, f"refused as a decompression bomb: {exc}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise CorruptMediaError(source, f"truncated or corrupt image ({exc})") from None
+    with _pillow_errors(source):
+        im = _identify(target)
     if im is not None and im.format in IMAGE_FORMATS:
-        if _is_animation(im):
-            _check_pixels(source, im.size, max_pixels)
-            return _video_stream(source, video.iter_animation_frames, im, fps, max_duration)
-        try:
-            with im:
-                return _image_stream(source, _decode_still(im, source, max_pixels))
-        except MediaError:
-            raise
-        except Image.DecompressionBombError as exc:
-            raise MediaTooLargeError(source, f"refused as a decompression bomb: {exc}") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise CorruptMediaError(source, f"truncated or corrupt image ({exc})") from None
+        return _pillow_stream(im, source, max_pixels, fps, max_duration, owned=True)
     if im is not None:
         im.close()
     if hasattr(target, "seek"):
@@ -263,8 +281,6 @@ def _open_url(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, **options) -> Med
             error = MediaNotFoundError if exc.code in (404, 410) else MediaFetchError
             raise error(url, f"HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            if isinstance(exc, MediaError):
-                raise
             raise MediaFetchError(url, f"cannot fetch: {getattr(exc, 'reason', exc)}") from None
         stream = open_media(tmp, **options)
     except MediaError as exc:
