@@ -9,8 +9,17 @@ field in every collection, so it carries a constant 2-d placeholder). The
 :class:`~vecsim.store.CollectionSpec` is saved as the property ``vecsim.spec`` of ``NAME``, so an
 open checks it before touching any vector.
 
-Consistency: the collection is created with ``Strong`` consistency and every read asks for it,
-so a query issued after ``add`` or ``remove`` returns sees the change.
+Consistency (a server; Milvus Lite is always strong): collections are created with ``Bounded``
+consistency and reads use it (fast: a search does not wait for the newest writes), until this store
+object writes to a collection. From then on its reads of that collection use ``Session``: Milvus
+waits until this client's own last write is visible, so a query issued after ``add`` or ``remove``
+returns sees the change, without paying ``Strong``'s wait for everybody's writes. The option
+``consistency="Strong"`` (or ``Eventually``, ``Session``) fixes the level of every read instead.
+
+Index types: FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ and HNSW under their Milvus names; ``HNSW_SQ8`` /
+``HNSW_PQ`` as Milvus 2.6's ``HNSW_SQ`` (sq_type SQ8) / ``HNSW_PQ`` with the engine's own
+refinement on exact vectors. IVF_PQ / IVF_SQ8 with ``rerank`` fetch ``oversampling`` x the
+candidates with their exact vectors and re-score them here (Milvus has no refinement for IVF).
 """
 
 from __future__ import annotations
@@ -27,9 +36,11 @@ from vecsim.index_config import IndexConfig
 from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
 
 SPEC_PROPERTY = "vecsim.spec"
-CONSISTENCY = "Strong"
+CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
 LITE_INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "HNSW")
-SERVER_INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW")
+#: Index types and the first Milvus server version that builds them.
+SERVER_INDEX_TYPES = {"FLAT": (2, 0), "IVF_FLAT": (2, 0), "IVF_SQ8": (2, 0), "IVF_PQ": (2, 0), "HNSW": (2, 0),
+                      "HNSW_SQ8": (2, 6), "HNSW_PQ": (2, 6)}
 INSERT_BATCH = 1000
 #: Rows asked per query vector, per wanted asset, when the engine cannot group by asset.
 CLIENT_GROUP_OVERSAMPLE = 16
@@ -83,6 +94,7 @@ class MilvusStore:
         *,
         token: str | None = None,
         db_name: str | None = None,
+        consistency: str | None = None,
     ):
         if not _COLLECTION_NAME.match(collection):
             raise IndexConfigError(
@@ -92,9 +104,15 @@ class MilvusStore:
         self.collection = collection
         self.assets_collection = f"{collection}_assets"
         self.engine = "milvus" if is_server_uri(uri) else "milvus-lite"
+        if consistency is not None and consistency not in CONSISTENCY_LEVELS:
+            raise IndexConfigError(f"consistency must be one of {', '.join(CONSISTENCY_LEVELS)}, got {consistency!r}")
+        #: Read level per collection: fixed by ``consistency``, else Bounded until this store writes.
+        self._fixed_level = "Strong" if self.engine == "milvus-lite" else consistency
+        self._written: set[str] = set()
         self._client = self._connect(uri, token, db_name)
         try:
             self.engine_version = str(self._client.get_server_version())
+            self._version = _parse_version(self.engine_version)
             if self._client.has_collection(collection):
                 self.spec = self._read_spec()
                 self._ensure_loaded()
@@ -105,7 +123,7 @@ class MilvusStore:
         except BaseException:
             self.close()
             raise
-        self._group_in_store = self.engine == "milvus-lite" or _parse_version(self.engine_version) >= (2, 4)
+        self._group_in_store = self.engine == "milvus-lite" or self._version >= (2, 4)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -138,14 +156,19 @@ class MilvusStore:
             _release_lite(self.uri)
 
     def _check_supported(self, index: IndexConfig, dim: int) -> None:
-        allowed = LITE_INDEX_TYPES if self.engine == "milvus-lite" else SERVER_INDEX_TYPES
-        if index.type not in allowed:
+        if self.engine == "milvus-lite" and index.type not in LITE_INDEX_TYPES:
             raise IndexConfigError(
                 f"{index.type} is not available on Milvus Lite ({self.uri}); it needs a Milvus server "
                 f"(--index http://host:19530). Milvus Lite offers {', '.join(LITE_INDEX_TYPES)}."
             )
-        if index.type == "IVF_PQ" and dim % index.m:  # type: ignore[union-attr]
-            raise IndexConfigError(f"IVF_PQ m={index.m} must divide the vector dimension {dim}")  # type: ignore[union-attr]
+        needs = SERVER_INDEX_TYPES[index.type]
+        if self.engine == "milvus" and self._version < needs:
+            raise IndexConfigError(
+                f"{index.type} needs Milvus {'.'.join(map(str, needs))} or newer; the server at {self.uri} is "
+                f"{self.engine_version}. Use IVF_PQ (with rerank) or IVF_SQ8 for a compressed index there."
+            )
+        if index.type in ("IVF_PQ", "HNSW_PQ") and dim % index.m:  # type: ignore[union-attr]
+            raise IndexConfigError(f"{index.type} m={index.m} must divide the vector dimension {dim}")  # type: ignore[union-attr]
 
     def _create(self, spec: CollectionSpec) -> None:
         from pymilvus import DataType
@@ -161,11 +184,9 @@ class MilvusStore:
         frames.add_field("pdq", DataType.VARCHAR, max_length=64)
         frames.add_field("vector", DataType.FLOAT_VECTOR, dim=spec.dim)
         frame_index = c.prepare_index_params()
+        index_type, build_params = _milvus_index(spec.index)
         frame_index.add_index(
-            field_name="vector",
-            index_type=spec.index.type,
-            metric_type=spec.index.metric.value,
-            params=spec.index.build_params(),
+            field_name="vector", index_type=index_type, metric_type=spec.index.metric.value, params=build_params
         )
         assets = c.create_schema(auto_id=False, enable_dynamic_field=False)
         assets.add_field("task_id", DataType.VARCHAR, is_primary=True, max_length=256)
@@ -182,13 +203,13 @@ class MilvusStore:
             if c.has_collection(self.assets_collection):  # left by a creation that died half-way
                 c.drop_collection(self.assets_collection)
             c.create_collection(self.assets_collection, schema=assets, index_params=asset_index,
-                                consistency_level=CONSISTENCY)
+                                consistency_level=self._created_level)
             # The frames collection, with the spec, last: its presence marks a complete collection.
             c.create_collection(
                 self.collection,
                 schema=frames,
                 index_params=frame_index,
-                consistency_level=CONSISTENCY,
+                consistency_level=self._created_level,
                 properties={SPEC_PROPERTY: spec.to_json()},
             )
         except Exception as exc:
@@ -218,7 +239,18 @@ class MilvusStore:
             if "Loaded" not in state:
                 self._client.load_collection(name)
 
+    @property
+    def _created_level(self) -> str:
+        return "Strong" if self.engine == "milvus-lite" else "Bounded"
+
+    def _level(self, name: str) -> str:
+        """The consistency level of a read of collection ``name`` (see the module docstring)."""
+        if self._fixed_level:
+            return self._fixed_level
+        return "Session" if name in self._written else "Bounded"
+
     def _flush(self, name: str) -> None:
+        self._written.add(name)
         if self.engine == "milvus-lite":
             # Milvus Lite searches unflushed rows by a slow path (38 ms vs 2 ms for 544 rows,
             # measured); a flush costs ~7 ms. A server seals segments by itself.
@@ -287,33 +319,43 @@ class MilvusStore:
         if len(vectors) == 0:
             return []
         kwargs: dict[str, Any] = {}
+        # With rerank, fetch ``oversampling`` x the assets and re-score them with exact vectors.
+        wanted = int(np.ceil(limit * self.spec.index.oversampling)) if self._rerank else limit  # type: ignore[union-attr]
         if self._group_in_store:
             kwargs["group_by_field"] = "task_id"
             if per_asset > 1:
                 kwargs.update(group_size=per_asset, strict_group_size=False)
-            ask = limit
+            ask = wanted
         else:  # Milvus < 2.4 ignores group_by_field silently: over-fetch and group here.
-            ask = min(MAX_SEARCH_LIMIT, limit * per_asset * CLIENT_GROUP_OVERSAMPLE)
+            ask = min(MAX_SEARCH_LIMIT, wanted * per_asset * CLIENT_GROUP_OVERSAMPLE)
         out: list[list[Hit]] = []
         for i in range(0, len(vectors), SEARCH_BATCH):
-            batch = np.asarray(vectors[i : i + SEARCH_BATCH], dtype=np.float32).tolist()
+            queries = np.asarray(vectors[i : i + SEARCH_BATCH], dtype=np.float32)
+            batch = queries.tolist()
             results = self._search(batch, ask, **kwargs)
             if self.engine == "milvus-lite" and per_asset > 1:
                 # Milvus Lite 3.2 drops groups smaller than group_size (strict_group_size=False or
                 # not): an image (one frame) would vanish. A group_size=1 search sees every asset.
                 singles = self._search(batch, ask, group_by_field="task_id")
                 results = [list(a) + list(b) for a, b in zip(singles, results)]
+            if self._rerank:
+                results = [_exact_scores(q, hits) for q, hits in zip(queries, results)]
             out.extend(_group_hits(hits, limit, per_asset) for hits in results)
         return out
+
+    @property
+    def _rerank(self) -> bool:
+        """Re-score candidates here: IVF indexes with ``rerank`` (HNSW_SQ8/PQ refine in Milvus)."""
+        return self.spec.index.type.startswith("IVF_") and bool(getattr(self.spec.index, "rerank", False))
 
     def _search(self, data: list, limit: int, **kwargs: Any):
         return self._client.search(
             self.collection,
             data=data,
             limit=limit,
-            output_fields=_OUTPUT_FIELDS,
-            search_params={"metric_type": self.spec.index.metric.value, "params": self.spec.index.search_params()},
-            consistency_level=CONSISTENCY,
+            output_fields=_OUTPUT_FIELDS + (["vector"] if self._rerank else []),
+            search_params={"metric_type": self.spec.index.metric.value, "params": _milvus_search_params(self.spec.index)},
+            consistency_level=self._level(self.collection),
             **kwargs,
         )
 
@@ -328,7 +370,7 @@ class MilvusStore:
                 filter=f"{expr} and frame >= {start} and frame < {start + FRAME_WINDOW}",
                 output_fields=fields,
                 limit=QUERY_LIMIT,
-                consistency_level=CONSISTENCY,
+                consistency_level=self._level(self.collection),
             )
             out.extend(rows)
             if not rows:
@@ -353,6 +395,7 @@ class MilvusStore:
             self.assets_collection,
             ids=list(dict.fromkeys(task_ids)),
             output_fields=["task_id", "generation", "media_type", "source", "duration", "frames", "metadata"],
+            consistency_level=self._level(self.assets_collection),
         )
         return {
             r["task_id"]: AssetRecord(
@@ -385,7 +428,7 @@ class MilvusStore:
         it = None
         try:
             it = self._client.query_iterator(name, batch_size=1000, filter="", output_fields=fields,
-                                             consistency_level=CONSISTENCY)
+                                             consistency_level=self._level(name))
             while batch := it.next():
                 yield from batch
         finally:
@@ -393,12 +436,58 @@ class MilvusStore:
                 it.close()
             log.setLevel(level)
 
+    def build_index(self, timeout: float = 3600.0) -> None:
+        if self.engine == "milvus-lite":
+            return  # every write is flushed, and Milvus Lite indexes flushed segments at once
+        import time
+
+        self._client.flush(self.collection)
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self._client.describe_index(self.collection, index_name="vector")
+            if int(info.get("pending_index_rows", 0)) == 0 and int(info.get("indexed_rows", 0)) >= int(
+                    info.get("total_rows", 0)):
+                return
+            if str(info.get("state", "")) == "Failed":
+                raise StoreError(f"index build of {self.collection!r} failed: {info.get('index_state_fail_reason')}")
+            if time.monotonic() > deadline:
+                raise StoreError(f"index build of {self.collection!r} not finished after {timeout:.0f} s: {info}")
+            time.sleep(0.5)
+
     def count(self) -> tuple[int, int]:
         def n(name: str) -> int:
-            res = self._client.query(name, filter="", output_fields=["count(*)"], consistency_level=CONSISTENCY)
+            res = self._client.query(name, filter="", output_fields=["count(*)"], consistency_level=self._level(name))
             return int(res[0]["count(*)"])
 
         return n(self.assets_collection), n(self.collection)
+
+
+def _milvus_index(index: IndexConfig) -> tuple[str, dict[str, Any]]:
+    """Milvus index type and build parameters of a config."""
+    params = index.build_params()
+    if index.type == "HNSW_SQ8":
+        return "HNSW_SQ", {**params, "sq_type": "SQ8", "refine": index.rerank, "refine_type": "FP32"}  # type: ignore[union-attr]
+    if index.type == "HNSW_PQ":
+        return "HNSW_PQ", {**params, "m": index.m, "nbits": 8, "refine": index.rerank,  # type: ignore[union-attr]
+                           "refine_type": "FP32"}
+    return index.type, params
+
+
+def _milvus_search_params(index: IndexConfig) -> dict[str, Any]:
+    params = index.search_params()
+    if index.type in ("HNSW_SQ8", "HNSW_PQ") and index.rerank:  # type: ignore[union-attr]
+        params["refine_k"] = index.oversampling  # type: ignore[union-attr]
+    return params
+
+
+def _exact_scores(query: np.ndarray, hits: Any) -> list[dict[str, Any]]:
+    """The hits with ``distance`` replaced by the exact inner product with their stored vector
+    (the cosine, as vecsim's vectors are L2-normalised)."""
+    if not hits:
+        return []
+    stored = np.asarray([h["entity"]["vector"] for h in hits], dtype=np.float32)
+    exact = stored @ query
+    return [{"distance": float(d), "entity": h["entity"]} for h, d in zip(hits, exact)]
 
 
 def _group_hits(hits: Any, limit: int, per_asset: int) -> list[Hit]:

@@ -2,16 +2,20 @@
 Qdrant server for ``qdrant://host:port`` (``qdrants://`` for TLS).
 
 Schema: a vecsim collection ``NAME`` is two Qdrant collections. ``NAME`` holds one point per kept
-frame (the named vector ``emb``; payload ``task_id``, ``generation``, ``frame``, ``timestamp``,
+frame (two named vectors: ``emb``, the embedding, and ``pdq``, the 256 bits of the PDQ hash as
+0/1 bytes under Manhattan distance = Hamming distance, kept on disk; payload ``task_id``, ``generation``, ``frame``, ``timestamp``,
 ``span_end``, ``pdq``; point id = UUID5 of ``"<task_id>#<generation>#<frame>"``), with the
 :class:`~vecsim.store.CollectionSpec` in the collection metadata ``vecsim.spec``. ``NAME_assets``
 holds one vector-less point per visible asset (id = UUID5 of the task_id). Writes wait for the
 engine (``wait=True``), so a query after ``add`` / ``remove`` sees the change.
 
 Index configs: ``FLAT`` is exact search; ``HNSW`` maps to Qdrant's HNSW (``M`` -> ``m``,
-``efConstruction`` -> ``ef_construct``, search ``ef`` -> ``hnsw_ef``) on a server. The local mode
-searches by brute force whatever the config says, so it accepts only ``FLAT``; IVF types are
-Milvus indexes and are refused with the equivalent to use.
+``efConstruction`` -> ``ef_construct``, search ``ef`` -> ``hnsw_ef``) on a server. ``HNSW_SQ8`` adds
+int8 scalar quantization and ``HNSW_PQ`` product quantization (compression ``4 * dim / m``); the
+quantized vectors stay in RAM, the originals go on disk, and with ``rerank`` a search fetches
+``oversampling`` x the candidates and re-scores them with the originals. The local mode searches
+by brute force whatever the config says, so it accepts only ``FLAT``; IVF types are Milvus
+indexes and are refused with the equivalent to use.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
 
 SPEC_KEY = "vecsim.spec"
 VECTOR = "emb"
+PDQ_VECTOR = "pdq"
+PQ_COMPRESSIONS = (4, 8, 16, 32, 64)
 SCROLL_PAGE = 1000
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 _NS = uuid.UUID("6f1f3c2e-3d3b-4f0e-9a43-2b1c5d0e7a11")
@@ -37,11 +43,58 @@ def _point_id(key: str) -> str:
     return str(uuid.uuid5(_NS, key))
 
 
+def pdq_bits(pdq: str) -> list[int]:
+    """The 256 bits of a hex PDQ hash, as 0/1 (Manhattan distance between two = Hamming)."""
+    return [int(b) for b in bin(int(pdq, 16))[2:].zfill(256)]
+
+
+def pq_compression(index: IndexConfig, dim: int) -> int:
+    """Qdrant's product-quantization compression ratio for ``HNSW_PQ`` (``m`` bytes per vector)."""
+    ratio, rest = divmod(4 * dim, index.m)  # type: ignore[union-attr]
+    if rest or ratio not in PQ_COMPRESSIONS:
+        valid = ", ".join(str(4 * dim // c) for c in PQ_COMPRESSIONS)
+        raise IndexConfigError(f"HNSW_PQ on Qdrant: m={index.m} bytes per vector is not a Qdrant compression "  # type: ignore[union-attr]
+                               f"of a {dim}-d vector; choose m in {valid}")
+    return ratio
+
+
+def vector_config(spec: CollectionSpec, models):  # noqa: ANN001  (qdrant_client.models or qdrant_edge)
+    """Named vectors, HNSW and quantization settings of the frames collection."""
+    index = spec.index
+    distance = models.Distance.COSINE if index.metric.value == "COSINE" else models.Distance.DOT
+    compressed = index.type in ("HNSW_SQ8", "HNSW_PQ")
+    vectors = {
+        VECTOR: models.VectorParams(size=spec.dim, distance=distance, on_disk=compressed or None),
+        PDQ_VECTOR: models.VectorParams(size=256, distance=models.Distance.MANHATTAN, on_disk=True,
+                                        datatype=models.Datatype.UINT8),
+    }
+    hnsw = quant = None
+    if index.type.startswith("HNSW"):
+        hnsw = models.HnswConfigDiff(m=index.M, ef_construct=index.efConstruction)  # type: ignore[union-attr]
+    if index.type == "HNSW_SQ8":
+        quant = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+            type=models.ScalarType.INT8, always_ram=True))
+    elif index.type == "HNSW_PQ":
+        quant = models.ProductQuantization(product=models.ProductQuantizationConfig(
+            compression=models.CompressionRatio(f"x{pq_compression(index, spec.dim)}"), always_ram=True))
+    return vectors, hnsw, quant
+
+
+def search_params(index: IndexConfig, models):  # noqa: ANN001
+    if index.type == "FLAT":
+        return models.SearchParams(exact=True)
+    quantization = None
+    if index.type in ("HNSW_SQ8", "HNSW_PQ"):
+        quantization = models.QuantizationSearchParams(
+            rescore=index.rerank, oversampling=index.oversampling if index.rerank else None)  # type: ignore[union-attr]
+    return models.SearchParams(hnsw_ef=index.search_params().get("ef"), quantization=quantization)
+
+
 class QdrantStore:
     """A :class:`~vecsim.store.VectorStore` on Qdrant (local mode or server)."""
 
     def __init__(self, uri: str, collection: str, create_spec: CollectionSpec, *, api_key: str | None = None,
-                 prefer_grpc: bool = False):
+                 token: str | None = None, prefer_grpc: bool = False, timeout: int | None = None):
         from qdrant_client import QdrantClient
 
         if not _COLLECTION_NAME.match(collection):
@@ -60,7 +113,8 @@ class QdrantStore:
                 self.engine = "qdrant"
                 scheme = "https" if uri.startswith("qdrants://") else "http"
                 url = f"{scheme}://{uri.split('://', 1)[1]}"
-                self._client = QdrantClient(url=url, api_key=api_key, prefer_grpc=prefer_grpc)
+                self._client = QdrantClient(url=url, api_key=api_key or token, prefer_grpc=prefer_grpc,
+                                            timeout=timeout)
                 self.engine_version = str(self._client.info().version)
         except Exception as exc:
             raise StoreError(f"cannot open Qdrant at {uri}: {exc}") from exc
@@ -68,6 +122,7 @@ class QdrantStore:
             if self._client.collection_exists(collection):
                 self.spec = self._read_spec()
             else:
+                self._spec_dim = create_spec.dim
                 self._check_supported(create_spec.index)
                 self._create(create_spec)
                 self.spec = create_spec
@@ -88,6 +143,8 @@ class QdrantStore:
                 f"{index.type} is a Milvus index; Qdrant indexes with HNSW (and compresses with scalar or "
                 "product quantization over HNSW). Use --index-type HNSW, or FLAT for exact search."
             )
+        if index.type == "HNSW_PQ":
+            pq_compression(index, self._spec_dim)
         if self.engine == "qdrant-local" and index.type != "FLAT":
             raise IndexConfigError(
                 f"{index.type} is not available on the qdrant-client local mode ({self.uri}), which searches "
@@ -97,10 +154,7 @@ class QdrantStore:
     def _create(self, spec: CollectionSpec) -> None:
         from qdrant_client import models
 
-        distance = models.Distance.COSINE if spec.index.metric.value == "COSINE" else models.Distance.DOT
-        hnsw = None
-        if spec.index.type == "HNSW":
-            hnsw = models.HnswConfigDiff(m=spec.index.M, ef_construct=spec.index.efConstruction)  # type: ignore[union-attr]
+        vectors, hnsw, quant = vector_config(spec, models)
         c = self._client
         try:
             if c.collection_exists(self.assets_collection):  # left by a creation that died half-way
@@ -108,8 +162,9 @@ class QdrantStore:
             c.create_collection(self.assets_collection, vectors_config={})
             c.create_collection(
                 self.collection,
-                vectors_config={VECTOR: models.VectorParams(size=spec.dim, distance=distance)},
+                vectors_config=vectors,
                 hnsw_config=hnsw,
+                quantization_config=quant,
                 metadata={SPEC_KEY: spec.to_json()},
             )
             if self.engine != "qdrant-local":  # payload indexes (the local mode has none)
@@ -139,7 +194,7 @@ class QdrantStore:
         points = [
             models.PointStruct(
                 id=_point_id(f"{r.task_id}#{r.generation}#{r.frame}"),
-                vector={VECTOR: np.asarray(r.vector, dtype=np.float32).tolist()},
+                vector={VECTOR: np.asarray(r.vector, dtype=np.float32).tolist(), PDQ_VECTOR: pdq_bits(r.pdq)},
                 payload={"task_id": r.task_id, "generation": r.generation, "frame": r.frame,
                          "timestamp": float(r.timestamp), "span_end": float(r.span_end), "pdq": r.pdq},
             )
@@ -193,12 +248,7 @@ class QdrantStore:
     def search(self, vectors: np.ndarray, limit: int, per_asset: int = 1) -> list[list[Hit]]:
         from qdrant_client import models
 
-        if self.engine == "qdrant-local":
-            params = None  # the local mode is always exact
-        elif self.spec.index.type == "FLAT":
-            params = models.SearchParams(exact=True)
-        else:
-            params = models.SearchParams(hnsw_ef=self.spec.index.search_params().get("ef"))
+        params = None if self.engine == "qdrant-local" else search_params(self.spec.index, models)  # local: exact
         out: list[list[Hit]] = []
         for v in np.asarray(vectors, dtype=np.float32):
             res = self._client.query_points_groups(
@@ -242,6 +292,21 @@ class QdrantStore:
             key = (p.payload["task_id"], p.payload["generation"])
             present[key] = present.get(key, 0) + 1
         return committed, present
+
+    def build_index(self, timeout: float = 3600.0) -> None:
+        if self.engine == "qdrant-local":
+            return  # no index to build: the local mode searches by brute force
+        import time
+
+        from qdrant_client import models
+
+        deadline = time.monotonic() + timeout
+        while (status := self._client.get_collection(self.collection).status) != models.CollectionStatus.GREEN:
+            if status == models.CollectionStatus.RED:
+                raise StoreError(f"Qdrant reports collection {self.collection!r} as failed (red)")
+            if time.monotonic() > deadline:
+                raise StoreError(f"Qdrant optimizers of {self.collection!r} still busy after {timeout:.0f} s")
+            time.sleep(0.5)
 
     def count(self) -> tuple[int, int]:
         return (self._client.count(self.assets_collection, exact=True).count,

@@ -50,17 +50,27 @@ class IvfFlatIndex(_Base):
         return {"nprobe": self.nprobe}
 
 
-class IvfSq8Index(IvfFlatIndex):
+class _Rescored(BaseModel):
+    """A compressed index searched first, its candidates then re-scored with the exact vectors:
+    ``oversampling`` x the wanted number of candidates are fetched and re-ranked (``rerank``)."""
+
+    rerank: bool = True
+    oversampling: float = Field(4.0, ge=1.0, le=64.0)
+
+
+class IvfSq8Index(_Rescored, IvfFlatIndex):
     """IVF with 8-bit scalar quantization: 4x smaller vectors."""
 
     type: Literal["IVF_SQ8"] = "IVF_SQ8"  # type: ignore[assignment]
+    rerank: bool = False
 
 
-class IvfPqIndex(IvfFlatIndex):
-    """IVF with product quantization: ``m`` sub-vectors of ``nbits`` each (``m`` must divide dim)."""
+class IvfPqIndex(_Rescored, IvfFlatIndex):
+    """IVF with product quantization: ``m`` sub-vectors of ``nbits`` each (``m`` must divide dim),
+    so ``m * nbits / 8`` bytes per vector; candidates re-ranked with exact vectors by default."""
 
     type: Literal["IVF_PQ"] = "IVF_PQ"  # type: ignore[assignment]
-    m: int = Field(32, ge=1)
+    m: int = Field(64, ge=1)
     nbits: int = Field(8, ge=1, le=16)
 
     def build_params(self) -> dict[str, Any]:
@@ -82,10 +92,28 @@ class HnswIndex(_Base):
         return {"ef": self.ef}
 
 
+class HnswSq8Index(_Rescored, HnswIndex):
+    """HNSW over 8-bit scalar-quantized vectors (1 byte per dimension), re-scored with the exact
+    vectors. Milvus >= 2.6 ``HNSW_SQ``; Qdrant HNSW with int8 scalar quantization."""
+
+    type: Literal["HNSW_SQ8"] = "HNSW_SQ8"  # type: ignore[assignment]
+    oversampling: float = Field(2.0, ge=1.0, le=64.0)
+
+
+class HnswPqIndex(_Rescored, HnswIndex):
+    """HNSW over product-quantized vectors: ``m`` bytes per vector, re-scored with the exact
+    vectors. Milvus >= 2.6 ``HNSW_PQ`` (``m`` sub-vectors of 8 bits); Qdrant HNSW with product
+    quantization of compression ``4 * dim / m`` (4, 8, 16, 32 or 64)."""
+
+    type: Literal["HNSW_PQ"] = "HNSW_PQ"  # type: ignore[assignment]
+    m: int = Field(80, ge=1)
+
+
 IndexConfig = Annotated[
-    Union[FlatIndex, IvfFlatIndex, IvfSq8Index, IvfPqIndex, HnswIndex], Field(discriminator="type")
+    Union[FlatIndex, IvfFlatIndex, IvfSq8Index, IvfPqIndex, HnswIndex, HnswSq8Index, HnswPqIndex],
+    Field(discriminator="type"),
 ]
-INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW")
+INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "HNSW_SQ8", "HNSW_PQ")
 _adapter: TypeAdapter[IndexConfig] = TypeAdapter(IndexConfig)
 
 

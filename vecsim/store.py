@@ -133,4 +133,9 @@ class VectorStore(Protocol):
     def count(self) -> tuple[int, int]:
         """``(visible assets, frame rows)``; frame rows include any of an add in progress."""
 
+    def build_index(self) -> None:
+        """Finish building the vector index over everything written so far (a Milvus server:
+        flush and wait for the index build; Qdrant: wait for the optimizers). Searches are right
+        without it, only slower until the engine catches up; call it after a bulk load."""
+
     def close(self) -> None: ...
