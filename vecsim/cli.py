@@ -32,6 +32,7 @@ class _State:
     collection: str = "vecsim"
     fps: float = 1.0
     debug: bool = False
+    store_options: dict = {}
 
 
 state = _State()
@@ -41,13 +42,23 @@ state = _State()
 def _main(
     index: Annotated[
         Optional[str],
-        typer.Option("--index", envvar="VECSIM_INDEX", help="Index URI: a *.db file (Milvus Lite) or http://host:19530."),
+        typer.Option("--index", envvar="VECSIM_INDEX",
+                     help="Index URI: a *.db file (Milvus Lite), http://host:19530 (Milvus), qdrant://host:6333, "
+                          "qdrant-local:PATH or qdrant-edge:PATH."),
     ] = None,
     collection: Annotated[str, typer.Option(help="Collection name inside the index.")] = "vecsim",
     fps: Annotated[float, typer.Option(min=0.01, max=60.0, help="Video frames sampled per second.")] = 1.0,
+    token: Annotated[Optional[str], typer.Option(envvar="VECSIM_TOKEN", show_envvar=True,
+                                                 help="Milvus token (user:password) or Qdrant API key.")] = None,
+    db_name: Annotated[Optional[str], typer.Option(help="Milvus database name.")] = None,
+    consistency: Annotated[Optional[str], typer.Option(
+        help="Milvus server read consistency: Strong, Bounded, Session or Eventually (default: Bounded, "
+             "Session after this process writes).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     state.index, state.collection, state.fps, state.debug = index, collection, fps, debug
+    given = {"token": token, "db_name": db_name, "consistency": consistency}
+    state.store_options = {k: v for k, v in given.items() if v is not None}
 
 
 def _open(index_type: str | None = None, index_params: list[str] | None = None, dedupe: int | None = None):
@@ -55,7 +66,7 @@ def _open(index_type: str | None = None, index_params: list[str] | None = None, 
 
     params = parse_param_pairs(index_params or [])
     return CustomIndex(state.index, collection=state.collection, index=index_type, index_params=params or None,
-                       fps=state.fps, dedupe_distance=dedupe)
+                       fps=state.fps, dedupe_distance=dedupe, **state.store_options)
 
 
 def _emit(obj: dict) -> None:
@@ -215,6 +226,42 @@ def bench_videos(
 
     report = run_video_bench(references, uri=state.index, exclude=exclude, index=index_type)
     md, js = write_report(report, out, "video-bench")
+    typer.echo(report.to_markdown())
+    typer.echo(f"\nwrote {md} and {js}", err=True)
+
+
+@bench_app.command("index")
+def bench_index(
+    references: Annotated[Path, typer.Argument(help="Folder of reference photos.")],
+    distractors: Annotated[Path, typer.Option(help="Folder of distractor photos (indexed, and cropped for more).")],
+    videos: Annotated[Optional[Path], typer.Option(help="Folder of videos: 1 fps frames and crops as distractors.")] = None,
+    target: Annotated[int, typer.Option(help="Vectors in the index (references + distractors).")] = 50_000,
+    cache: Annotated[Path, typer.Option(help="Folder for the cached descriptor corpus.")] = Path(".vecsim-bench-cache"),
+    out: Annotated[Path, typer.Option(help="Folder for index-bench-<engine>-<type>.md / .json.")] = Path("bench-out"),
+    index_type: Annotated[str, typer.Option(help="Index type to measure.")] = "FLAT",
+    index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, repeatable.")] = None,
+    e2e_queries: Annotated[int, typer.Option(help="End-to-end image queries timed.")] = 100,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Build time, bytes per vector, Recall@1 and latency of one index config at tens of thousands
+    of vectors. Index: --index (a fresh collection), or a temporary Milvus Lite file."""
+    import tempfile
+
+    from .bench import write_report
+    from .bench_corpus import load_or_build_corpus
+    from .bench_index import run_index_bench
+    from .descriptors import load_descriptor
+    from .index_config import parse_index_config
+
+    config = parse_index_config(index_type, parse_param_pairs(index_param or []))
+    say = lambda m: typer.echo(m, err=True)  # noqa: E731
+    corpus = load_or_build_corpus(load_descriptor(), references, distractors, videos, cache,
+                                  target_vectors=target, seed=seed, progress=say)
+    with tempfile.TemporaryDirectory(prefix="vecsim-bench-") as tmp:
+        report = run_index_bench(corpus, references, uri=state.index or str(Path(tmp) / "bench.db"), index=config,
+                                 collection=state.collection if state.index else "bench_index",
+                                 e2e_queries=e2e_queries, seed=seed, progress=say, **state.store_options)
+    md, js = write_report(report, out, f"index-bench-{report.engine}-{config.type}")
     typer.echo(report.to_markdown())
     typer.echo(f"\nwrote {md} and {js}", err=True)
 

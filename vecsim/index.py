@@ -36,6 +36,7 @@ from .schema import (
     AddManyResult,
     AddResult,
     AssetInfo,
+    AssetMatch,
     DescriptorInfo,
     FrameInfo,
     IndexInfo,
@@ -260,20 +261,28 @@ class CustomIndex:
         if not 0.0 <= threshold <= 1.0:
             raise InvalidRequestError(f"threshold must be in [0, 1], got {threshold}")
         stream = self._open(media)
-        per_frame = max(2 * top_k, CANDIDATES_PER_FRAME)
-        frames: list[QueryFrame] = []
-        for batch, vectors, hashes in self._embedded_batches(stream):
-            hits = self._store.search(vectors, limit=per_frame, per_asset=FRAMES_PER_ASSET)
-            frames += [QueryFrame(f.timestamp, h, hs) for f, h, hs in zip(batch, hashes, hits)]
-        records = self._store.assets(sorted({h.task_id for qf in frames for h in qf.hits}))
-        output = aggregate(
-            frames, records, self.descriptor.calibration, threshold=threshold, top_k=top_k,
-            interval=1.0 / self.fps, query_duration=stream.duration or 0.0,
-        )
+        batches = (([f.timestamp for f in batch], vectors, hashes)
+                   for batch, vectors, hashes in self._embedded_batches(stream))
+        frames, output = self._match(batches, stream.duration or 0.0, top_k, threshold)
         return QueryResult(
             source=stream.source, media_type=stream.media_type, duration=stream.duration or 0.0,
             query_frames=len(frames), output=output, warnings=stream.warnings,
         )
+
+    def _match(self, batches: Iterable[tuple[list[float], np.ndarray, list[str]]], duration: float, top_k: int,
+               threshold: float) -> tuple[list[QueryFrame], list[AssetMatch]]:
+        """Search and aggregate query frames given as (timestamps, vectors, PDQ hashes) batches."""
+        per_frame = max(2 * top_k, CANDIDATES_PER_FRAME)
+        frames: list[QueryFrame] = []
+        for timestamps, vectors, hashes in batches:
+            hits = self._store.search(vectors, limit=per_frame, per_asset=FRAMES_PER_ASSET)
+            frames += [QueryFrame(t, h, hs) for t, h, hs in zip(timestamps, hashes, hits)]
+        records = self._store.assets(sorted({h.task_id for qf in frames for h in qf.hits}))
+        output = aggregate(
+            frames, records, self.descriptor.calibration, threshold=threshold, top_k=top_k,
+            interval=1.0 / self.fps, query_duration=duration,
+        )
+        return frames, output
 
     # --- remove / get / count / info -------------------------------------------------------------
 

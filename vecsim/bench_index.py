@@ -1,0 +1,198 @@
+"""Index benchmark: the same edited-copy benchmark on every backend and index config.
+
+For one index URI and one index config it loads the descriptor corpus of
+:mod:`vecsim.bench_corpus` (references, distractor images and tens of thousands of distractor
+frames) straight into the store, and measures:
+
+- **build time**: writing every frame row and asset record, then :meth:`VectorStore.build_index`
+  (the engine's index build, flush or optimization);
+- **bytes per vector**: what the searched representation of one vector costs (codes only, see
+  :func:`vector_bytes`), plus the graph links of an HNSW index;
+- **Recall@1** per edit and on average, through the query path of :class:`~vecsim.CustomIndex`
+  (search, then per-asset aggregation) with the cached query descriptors;
+- **search latency**: one query vector, the store's search call as a query makes it
+  (``CANDIDATES_PER_FRAME`` assets, ``FRAMES_PER_ASSET`` frames each), median and p95;
+- **end-to-end latency**: ``CustomIndex.query`` of an edited image (decode, embed, PDQ, search,
+  aggregate), median and p95.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bench import list_images, load_rgb
+from .bench_corpus import Corpus
+from .edits import standard_edits
+from .index_config import IndexConfig
+from .store import AssetRecord, FrameRow
+
+GENERATION = "bench"
+WRITE_BATCH = 1000
+
+
+def vector_bytes(index: IndexConfig, dim: int) -> tuple[float, float]:
+    """(code bytes, graph bytes) per vector of the searched index: float32 = 4 per dimension,
+    int8 scalar quantization = 1, product quantization = ``m * nbits / 8``; an HNSW graph keeps
+    about ``2 * M`` 4-byte links per vector on its base layer. Exact vectors that a re-ranking
+    step reads (on disk on Qdrant, in the collection's raw data on Milvus) are not counted."""
+    t = index.type
+    if t in ("FLAT", "IVF_FLAT", "HNSW"):
+        code = 4.0 * dim
+    elif t in ("IVF_SQ8", "HNSW_SQ8"):
+        code = float(dim)
+    elif t == "IVF_PQ":
+        code = index.m * index.nbits / 8  # type: ignore[union-attr]
+    elif t == "HNSW_PQ":
+        code = float(index.m)  # type: ignore[union-attr]
+    else:
+        raise ValueError(f"unknown index type {t}")
+    graph = 2 * 4 * index.M if t.startswith("HNSW") else 0  # type: ignore[union-attr]
+    return code, float(graph)
+
+
+@dataclass
+class IndexBenchReport:
+    engine: str
+    engine_version: str
+    index: dict[str, Any]
+    vectors: int
+    assets: int
+    build_s: float
+    code_bytes_per_vector: float
+    graph_bytes_per_vector: float
+    recall_at_1: dict[str, float]
+    recall_at_1_mean: float
+    search_ms_p50: float
+    search_ms_p95: float
+    query_ms_p50: float
+    query_ms_p95: float
+    queries: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def row(self) -> str:
+        params = ", ".join(f"{k}={v}" for k, v in self.index.items() if k not in ("type", "metric"))
+        return (f"| {self.engine} | {self.index['type']} | {params} | {self.vectors} | {self.build_s:.1f} | "
+                f"{self.code_bytes_per_vector:.0f} + {self.graph_bytes_per_vector:.0f} | "
+                f"{self.recall_at_1_mean:.3f} | {self.search_ms_p50:.2f} / {self.search_ms_p95:.2f} | "
+                f"{self.query_ms_p50:.1f} / {self.query_ms_p95:.1f} |")
+
+    def to_markdown(self) -> str:
+        lines = [TABLE_HEADER, self.row(), "", "| edit | Recall@1 |", "|---|---|"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in self.recall_at_1.items()]
+        return "\n".join(lines)
+
+
+TABLE_HEADER = ("| engine | index | params | vectors | build s | bytes/vector (codes + graph) | Recall@1 | "
+                "search ms p50 / p95 | query ms p50 / p95 |\n|---|---|---|---|---|---|---|---|---|")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[int(q * (len(values) - 1))]
+
+
+def load_corpus_into(store: Any, corpus: Corpus, progress: Callable[[str], None]) -> int:
+    """Write the corpus as assets: each reference and distractor image an image asset, each
+    group of distractor frames a video asset (1 s per frame). Returns the number of assets."""
+    def rows(task_id: str, vectors: np.ndarray, hashes: list[str]) -> list[FrameRow]:
+        return [FrameRow(task_id, GENERATION, i, float(i), float(i + 1), v, h)
+                for i, (v, h) in enumerate(zip(vectors, hashes))]
+
+    pending: list[FrameRow] = []
+    records: list[AssetRecord] = []
+
+    def asset(task_id: str, vectors: np.ndarray, hashes: list[str], media_type: str) -> None:
+        pending.extend(rows(task_id, vectors, hashes))
+        records.append(AssetRecord(task_id, GENERATION, media_type, task_id,
+                                   0.0 if media_type == "image" else float(len(vectors)), len(vectors)))
+        while len(pending) >= WRITE_BATCH:
+            store.insert_frames(pending[:WRITE_BATCH])
+            del pending[:WRITE_BATCH]
+
+    for i in range(len(corpus.ref_vectors)):
+        asset(f"ref{i}", corpus.ref_vectors[i : i + 1], corpus.ref_pdq[i : i + 1], "image")
+    for i in range(len(corpus.image_distractor_vectors)):
+        asset(f"dis{i}", corpus.image_distractor_vectors[i : i + 1], corpus.image_distractor_pdq[i : i + 1], "image")
+    groups = corpus.frame_group
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        asset(f"frames{g}", corpus.frame_vectors[idx], [corpus.frame_pdq[j] for j in idx], "video")
+    if pending:
+        store.insert_frames(pending)
+    progress(f"committing {len(records)} assets")
+    for record in records:
+        store.commit_asset(record)
+    return len(records)
+
+
+def run_index_bench(
+    corpus: Corpus,
+    references: Path,
+    *,
+    uri: str,
+    index: IndexConfig,
+    collection: str = "bench_index",
+    e2e_queries: int = 100,
+    search_samples: int = 500,
+    seed: int = 0,
+    progress: Callable[[str], None] = lambda _: None,
+    **store_options: Any,
+) -> IndexBenchReport:
+    from .index import CustomIndex
+
+    with CustomIndex(uri, collection=collection, index=index, **store_options) as idx:
+        store = idx._store
+        if store.count() != (0, 0):
+            raise ValueError(f"collection {collection!r} at {uri} is not empty; the benchmark needs a fresh one")
+        if idx.descriptor.name + "/" + idx.descriptor.version != corpus.descriptor:
+            raise ValueError(f"the corpus was made with {corpus.descriptor}, the index uses {idx.descriptor.name}")
+        progress(f"loading {corpus.vectors_indexed} vectors into {store.engine} {index.type}")
+        t = time.perf_counter()
+        assets = load_corpus_into(store, corpus, progress)
+        store.build_index()
+        build_s = time.perf_counter() - t
+
+        progress(f"Recall@1 over {len(corpus.query_edit)} queries")
+        hits: dict[str, list[bool]] = {}
+        for i, (edit, ref) in enumerate(zip(corpus.query_edit, corpus.query_ref)):
+            batch = [([0.0], corpus.query_vectors[i : i + 1], corpus.query_pdq[i : i + 1])]
+            _, out = idx._match(batch, 0.0, top_k=1, threshold=0.0)
+            hits.setdefault(edit, []).append(bool(out) and out[0].task_id == f"ref{ref}")
+        recall = {k: sum(v) / len(v) for k, v in hits.items()}
+
+        from .index import CANDIDATES_PER_FRAME, FRAMES_PER_ASSET
+
+        rng = random.Random(seed)
+        search_ms = []
+        for i in rng.sample(range(len(corpus.query_vectors)), min(search_samples, len(corpus.query_vectors))):
+            t = time.perf_counter()
+            store.search(corpus.query_vectors[i : i + 1], limit=CANDIDATES_PER_FRAME, per_asset=FRAMES_PER_ASSET)
+            search_ms.append((time.perf_counter() - t) * 1000)
+
+        progress(f"{e2e_queries} end-to-end queries")
+        paths = list_images(references)
+        edits = list(standard_edits(seed).values())
+        query_ms = []
+        for _ in range(e2e_queries):
+            image = rng.choice(edits)(load_rgb(rng.choice(paths)))
+            t = time.perf_counter()
+            idx.query(image, top_k=5)
+            query_ms.append((time.perf_counter() - t) * 1000)
+        code, graph = vector_bytes(store.spec.index, store.spec.dim)
+        return IndexBenchReport(
+            engine=store.engine, engine_version=store.engine_version,
+            index=store.spec.index.model_dump(mode="json"), vectors=corpus.vectors_indexed, assets=assets,
+            build_s=build_s, code_bytes_per_vector=code, graph_bytes_per_vector=graph,
+            recall_at_1=recall, recall_at_1_mean=statistics.mean(recall.values()),
+            search_ms_p50=statistics.median(search_ms), search_ms_p95=_percentile(search_ms, 0.95),
+            query_ms_p50=statistics.median(query_ms), query_ms_p95=_percentile(query_ms, 0.95),
+            queries=len(corpus.query_edit),
+        )
