@@ -5,7 +5,9 @@
 - a local path (``vecsim.db``, ``/data/photos.db``): Milvus Lite, embedded, no server;
 - ``http://host:19530``, ``https://...`` or ``milvus://host:port``: a Milvus server;
 - ``qdrant-local:PATH``: Qdrant's embedded local mode (qdrant-client; exact search only);
-- ``qdrant://host:6333`` (``qdrants://`` for TLS): a Qdrant server (option ``api_key``).
+- ``qdrant-edge:PATH``: Qdrant's own engine in-process (qdrant-edge-py; real HNSW, quantization);
+- ``qdrant://host:6333`` (``qdrants://`` for TLS): a Qdrant server (options ``api_key`` or
+  ``token``, ``prefer_grpc``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,17 @@ from vecsim.store import CollectionSpec, VectorStore
 def open_store(uri: str, collection: str, create_spec: CollectionSpec, **options: Any) -> VectorStore:
     """Open (or create, with ``create_spec``) a collection at ``uri``.
 
-    ``options`` go to the adapter (Milvus: ``token``, ``db_name``).
+    ``options`` go to the adapter (Milvus: ``token``, ``db_name``, ``consistency``; Qdrant server:
+    ``api_key`` / ``token``, ``prefer_grpc``).
     """
     from .milvus import MilvusStore, is_server_uri
 
+    if uri.startswith("qdrant-edge:"):
+        try:
+            from .qdrant_edge import QdrantEdgeStore
+        except ImportError as exc:
+            raise IndexConfigError(f"{uri!r} needs qdrant-edge-py: pip install 'vecsim[qdrant]'") from exc
+        return QdrantEdgeStore(uri, collection, create_spec, **options)
     if uri.startswith(("qdrant-local:", "qdrant://", "qdrants://")):
         try:
             from .qdrant import QdrantStore
@@ -37,7 +46,7 @@ def open_store(uri: str, collection: str, create_spec: CollectionSpec, **options
     if "://" in uri or ":" in uri.split("/", 1)[0]:
         raise IndexConfigError(
             f"unsupported index URI {uri!r}: use a local *.db path (Milvus Lite), http://host:port (Milvus "
-            "server), qdrant-local:PATH or qdrant://host:port"
+            "server), qdrant-local:PATH, qdrant-edge:PATH or qdrant://host:port"
         )
     path = Path(uri)
     if path.suffix != ".db":

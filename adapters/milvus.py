@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,8 @@ FRAME_WINDOW = 4000  # frame numbers per read: room for 4 generations under the 
 QUERY_LIMIT = 16384
 #: Query vectors per search request.
 SEARCH_BATCH = 256
+#: Query vectors whose candidates are re-scored per read of exact vectors.
+RERANK_BATCH = 16
 _COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _OUTPUT_FIELDS = ["task_id", "generation", "frame", "timestamp", "span_end", "pdq"]
 
@@ -338,9 +341,29 @@ class MilvusStore:
                 # not): an image (one frame) would vanish. A group_size=1 search sees every asset.
                 singles = self._search(batch, ask, group_by_field="task_id")
                 results = [list(a) + list(b) for a, b in zip(singles, results)]
+            grouped = [_group_hits(hits, wanted, per_asset) for hits in results]
             if self._rerank:
-                results = [_exact_scores(q, hits) for q, hits in zip(queries, results)]
-            out.extend(_group_hits(hits, limit, per_asset) for hits in results)
+                grouped = self._exact_rescore(queries, grouped, limit, per_asset)
+            out.extend(grouped)
+        return out
+
+    def _exact_rescore(self, queries: np.ndarray, grouped: list[list[Hit]], limit: int,
+                       per_asset: int) -> list[list[Hit]]:
+        """Re-score each query's candidates with their exact vectors (read by primary key) and
+        keep the ``per_asset`` best frames of the ``limit`` best assets."""
+        out: list[list[Hit]] = []
+        for i in range(0, len(grouped), RERANK_BATCH):
+            chunk = grouped[i : i + RERANK_BATCH]
+            pks = list(dict.fromkeys(f"{h.task_id}#{h.generation}#{h.frame}" for hits in chunk for h in hits))
+            rows = self._client.get(self.collection, ids=pks, output_fields=["vector"],
+                                    consistency_level=self._level(self.collection)) if pks else []
+            stored = {row["pk"]: np.asarray(row["vector"], dtype=np.float32) for row in rows}
+            for q, hits in zip(queries[i : i + RERANK_BATCH], chunk):
+                rescored = [
+                    {"distance": float(stored[pk] @ q), "entity": {**asdict(h), "pk": pk}}
+                    for h in hits if (pk := f"{h.task_id}#{h.generation}#{h.frame}") in stored
+                ]
+                out.append(_group_hits(rescored, limit, per_asset))
         return out
 
     @property
@@ -353,7 +376,7 @@ class MilvusStore:
             self.collection,
             data=data,
             limit=limit,
-            output_fields=_OUTPUT_FIELDS + (["vector"] if self._rerank else []),
+            output_fields=_OUTPUT_FIELDS,
             search_params={"metric_type": self.spec.index.metric.value, "params": _milvus_search_params(self.spec.index)},
             consistency_level=self._level(self.collection),
             **kwargs,
@@ -478,16 +501,6 @@ def _milvus_search_params(index: IndexConfig) -> dict[str, Any]:
     if index.type in ("HNSW_SQ8", "HNSW_PQ") and index.rerank:  # type: ignore[union-attr]
         params["refine_k"] = index.oversampling  # type: ignore[union-attr]
     return params
-
-
-def _exact_scores(query: np.ndarray, hits: Any) -> list[dict[str, Any]]:
-    """The hits with ``distance`` replaced by the exact inner product with their stored vector
-    (the cosine, as vecsim's vectors are L2-normalised)."""
-    if not hits:
-        return []
-    stored = np.asarray([h["entity"]["vector"] for h in hits], dtype=np.float32)
-    exact = stored @ query
-    return [{"distance": float(d), "entity": h["entity"]} for h, d in zip(hits, exact)]
 
 
 def _group_hits(hits: Any, limit: int, per_asset: int) -> list[Hit]:

@@ -11,6 +11,8 @@ from PIL import Image
 from vecsim import CustomIndex
 from vecsim.sample_media import sample_photos
 
+from .backends import BACKENDS, backend_uri
+
 PHOTO_NAMES = ["astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "immunohistochemistry", "clock"]
 
 
@@ -19,22 +21,79 @@ def photos() -> dict[str, Image.Image]:
     return sample_photos(PHOTO_NAMES)
 
 
-#: Every backend the conformance tests run on: name -> index URI in a fresh folder.
-BACKENDS = {
-    "milvus-lite": lambda d: str(d / "test.db"),
-    "qdrant-local": lambda d: f"qdrant-local:{d / 'qdrant'}",
-}
+MILVUS_IMAGE = "milvusdb/milvus:v2.5.14"
+QDRANT_IMAGE = "qdrant/qdrant:v1.15.4"
+QDRANT_API_KEY = "vecsim-test-key"
+
+
+@pytest.fixture(scope="session")
+def milvus_server_dir(tmp_path_factory):
+    """The fresh base directory of the session's Milvus server (data, logs, ``milvus.pid``)."""
+    return tmp_path_factory.mktemp("milvus")
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri(milvus_server_dir):
+    """A Milvus 2.3.5 standalone server (PyPI ``milvus``) in its own network namespace, for the
+    whole session; skips with the reason where it cannot start. Yields (uri, store options)."""
+    from .milvus_server import MilvusServerUnavailable, milvus_server
+
+    server = milvus_server(milvus_server_dir)
+    try:
+        uri = server.__enter__()
+    except MilvusServerUnavailable as exc:
+        pytest.skip(f"no Milvus server: {exc}")
+    try:
+        yield uri, {}
+    finally:
+        server.__exit__(None, None, None)
+
+
+def _docker_container(make):
+    """Start a testcontainers container, or skip at once (with the reason) where Docker is not
+    running: the constructor raises ``docker.errors.DockerException`` within milliseconds."""
+    tc = pytest.importorskip("testcontainers.core.container", reason="testcontainers is not installed")
+    import docker.errors
+
+    try:
+        container = make()
+    except docker.errors.DockerException as exc:
+        pytest.skip(f"Docker is not available: {exc}")
+    assert isinstance(container, tc.DockerContainer)
+    return container
+
+
+@pytest.fixture(scope="session")
+def milvus_container_uri():
+    from testcontainers.community.milvus import MilvusContainer
+
+    container = _docker_container(lambda: MilvusContainer(MILVUS_IMAGE))
+    with container:
+        yield container.get_connection_url(), {}
+
+
+@pytest.fixture(scope="session")
+def qdrant_container_uri():
+    from testcontainers.community.qdrant import QdrantContainer
+
+    container = _docker_container(lambda: QdrantContainer(QDRANT_IMAGE, api_key=QDRANT_API_KEY))
+    with container:
+        host, port = container.get_container_host_ip(), container.get_exposed_port(6333)
+        yield f"qdrant://{host}:{port}", {"api_key": QDRANT_API_KEY}
 
 
 @pytest.fixture(params=list(BACKENDS))
-def index_path(request, tmp_path):
-    """An index URI, once per backend: tests that take it run on every backend."""
-    return BACKENDS[request.param](tmp_path)
+def backend(request, tmp_path):
+    """(index URI, store options) on every backend: tests that take it form the conformance suite."""
+    uri, options, cleanup = backend_uri(request, request.param, tmp_path)
+    yield uri, options
+    cleanup()
 
 
 @pytest.fixture
-def index(index_path):
-    with CustomIndex(index_path) as idx:
+def index(backend):
+    uri, options = backend
+    with CustomIndex(uri, **options) as idx:
         yield idx
 
 

@@ -1,4 +1,4 @@
-"""Video custom search end to end on Milvus Lite with the real model: edited copies of a 60 s
+"""Video custom search end to end on every backend with the real model: edited copies of a 60 s
 video found with the right timestamps and segments; image <-> video; remove; all-or-nothing adds."""
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from vecsim.sample_media import generated_distractor, sample_photo
 from vecsim.video_edits import (
     VideoEdit, apply_edit, insert_into, read_frames, slideshow, standard_video_edits, still, write_video,
 )
+
+from .backends import BACKENDS, backend_uri
 
 SIZE, FPS = (320, 240), 10
 A_PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
@@ -49,10 +51,11 @@ def media(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module", params=["milvus-lite", "qdrant-local"])
+@pytest.fixture(scope="module", params=list(BACKENDS))
 def index(request, tmp_path_factory, media):
-    folder = tmp_path_factory.mktemp("vidx")
-    idx = CustomIndex(str(folder / "v.db") if request.param == "milvus-lite" else f"qdrant-local:{folder / 'q'}")
+    uri, options, cleanup = backend_uri(request, request.param, tmp_path_factory.mktemp("vidx"))
+    request.addfinalizer(cleanup)
+    idx = CustomIndex(uri, **options)
     for tid in ("A", "B", "D"):
         res = idx.add(media[tid], metadata={"title": tid}, task_id=tid)
         assert res.media_type == "video" and res.frames == res.stored_frames
