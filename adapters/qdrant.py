@@ -37,6 +37,7 @@ PQ_COMPRESSIONS = (4, 8, 16, 32, 64)
 SCROLL_PAGE = 1000
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 _NS = uuid.UUID("6f1f3c2e-3d3b-4f0e-9a43-2b1c5d0e7a11")
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def _point_id(key: str) -> str:
@@ -44,15 +45,18 @@ def _point_id(key: str) -> str:
 
 
 def pdq_bits(pdq: str) -> list[int]:
-    """The 256 bits of a hex PDQ hash, as 0/1 (Manhattan distance between two = Hamming)."""
-    return [int(b) for b in bin(int(pdq, 16))[2:].zfill(256)]
+    """The 256 bits of a hex PDQ hash, most significant first, as 0/1 (the Manhattan distance
+    between two = their Hamming distance)."""
+    if not isinstance(pdq, str) or not _HEX64.match(pdq):
+        raise StoreError(f"PDQ hash {pdq!r} is not 64 hex characters")
+    return np.unpackbits(np.frombuffer(bytes.fromhex(pdq), dtype=np.uint8)).tolist()
 
 
 def pq_compression(index: IndexConfig, dim: int) -> int:
     """Qdrant's product-quantization compression ratio for ``HNSW_PQ`` (``m`` bytes per vector)."""
     ratio, rest = divmod(4 * dim, index.m)  # type: ignore[union-attr]
     if rest or ratio not in PQ_COMPRESSIONS:
-        valid = ", ".join(str(4 * dim // c) for c in PQ_COMPRESSIONS)
+        valid = ", ".join(str(4 * dim // c) for c in PQ_COMPRESSIONS if (4 * dim) % c == 0)
         raise IndexConfigError(f"HNSW_PQ on Qdrant: m={index.m} bytes per vector is not a Qdrant compression "  # type: ignore[union-attr]
                                f"of a {dim}-d vector; choose m in {valid}")
     return ratio
