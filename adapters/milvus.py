@@ -48,8 +48,9 @@ CLIENT_GROUP_OVERSAMPLE = 16
 MAX_SEARCH_LIMIT = 16384
 FRAME_WINDOW = 4000  # frame numbers per read: room for 4 generations under the 16384-row limit
 QUERY_LIMIT = 16384
-#: Query vectors per search request.
+#: Query vectors per search request, and result rows per request (gRPC messages stay < 64 MB).
 SEARCH_BATCH = 256
+ROWS_PER_REQUEST = 40_000
 #: Query vectors whose candidates are re-scored per read of exact vectors.
 RERANK_BATCH = 16
 _COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
@@ -332,8 +333,9 @@ class MilvusStore:
         else:  # Milvus < 2.4 ignores group_by_field silently: over-fetch and group here.
             ask = min(MAX_SEARCH_LIMIT, wanted * per_asset * CLIENT_GROUP_OVERSAMPLE)
         out: list[list[Hit]] = []
-        for i in range(0, len(vectors), SEARCH_BATCH):
-            queries = np.asarray(vectors[i : i + SEARCH_BATCH], dtype=np.float32)
+        step = max(1, min(SEARCH_BATCH, ROWS_PER_REQUEST // (ask * max(1, per_asset))))
+        for i in range(0, len(vectors), step):
+            queries = np.asarray(vectors[i : i + step], dtype=np.float32)
             batch = queries.tolist()
             results = self._search(batch, ask, **kwargs)
             if self.engine == "milvus-lite" and per_asset > 1:
