@@ -379,7 +379,7 @@ class MilvusStore:
             data=data,
             limit=limit,
             output_fields=_OUTPUT_FIELDS,
-            search_params={"metric_type": self.spec.index.metric.value, "params": _milvus_search_params(self.spec.index)},
+            search_params={"metric_type": self.spec.index.metric.value, "params": _milvus_search_params(self.spec.index, limit)},
             consistency_level=self._level(self.collection),
             **kwargs,
         )
@@ -498,8 +498,10 @@ def _milvus_index(index: IndexConfig) -> tuple[str, dict[str, Any]]:
     return index.type, params
 
 
-def _milvus_search_params(index: IndexConfig) -> dict[str, Any]:
+def _milvus_search_params(index: IndexConfig, limit: int) -> dict[str, Any]:
     params = index.search_params()
+    if "ef" in params:  # Milvus refuses ef < limit (k); client-side grouping asks for many rows
+        params["ef"] = max(params["ef"], limit)
     if index.type in ("HNSW_SQ8", "HNSW_PQ") and index.rerank:  # type: ignore[union-attr]
         params["refine_k"] = index.oversampling  # type: ignore[union-attr]
     return params

@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("photos", type=Path, help="folder with photo/ and astro/")
     ap.add_argument("--videos", type=Path)
     ap.add_argument("--only", action="append", help="backend(s) to run")
+    ap.add_argument("--type", action="append", help="index type(s) to run")
     ap.add_argument("--out", type=Path, default=Path("bench-out/idx"))
     ap.add_argument("--cache", type=Path, default=Path(".vecsim-bench-cache"))
     args = ap.parse_args()
@@ -70,6 +71,8 @@ def main() -> None:
             server = milvus_server(Path(tmp) / "milvus") if name == "milvus-server" else contextlib.nullcontext()
             with server as server_uri:
                 for n, (kind, params) in enumerate(configs):
+                    if args.type and kind not in args.type:
+                        continue
                     config = parse_index_config(kind, params)
                     ctx = contextlib.nullcontext(server_uri) if server_uri else backend_uri(name, Path(tmp), n)
                     with ctx as uri:

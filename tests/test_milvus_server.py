@@ -142,3 +142,35 @@ def test_server_is_confined_to_loopback(milvus_server_uri, milvus_server_dir):
         for port in probe_ports:
             with pytest.raises(OSError):  # refused: nothing of ours listens there
                 socket.create_connection((address, port), timeout=2).close()
+
+
+def test_store_on_built_indexes_groups_by_asset(milvus_server_uri):
+    """vecsim's store on real (built) HNSW and IVF_PQ indexes of Milvus 2.3: client-side grouping
+    asks for more rows than HNSW's ef (the server refuses ef < k) and re-ranks IVF_PQ candidates."""
+    from vecsim.index_config import parse_index_config
+    from vecsim.store import AssetRecord, CollectionSpec, FrameRow
+    from vecsim.adapters.milvus import MilvusStore
+
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(3000, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for kind, params in [("HNSW", {"ef": 16}), ("IVF_PQ", {"nlist": 16, "m": 16, "rerank": True})]:
+        spec = CollectionSpec("test", "1", DIM, parse_index_config(kind, params))
+        store = MilvusStore(milvus_server_uri[0], f"built_{kind.lower()}", spec)
+        try:
+            store.insert_frames([FrameRow(f"a{i // 30}", "g", i % 30, float(i % 30), float(i % 30 + 1), v, "0" * 64)
+                                 for i, v in enumerate(vectors)])
+            for a in range(100):
+                store.commit_asset(AssetRecord(f"a{a}", "g", "video", "x", 30.0, 30))
+            store.build_index()
+            probes = [5, 1234, 2999]
+            hits = store.search(vectors[probes], limit=10, per_asset=5)
+            for p, hs in zip(probes, hits):
+                assert (hs[0].task_id, hs[0].frame) == (f"a{p // 30}", p % 30)
+                assert hs[0].raw_score == pytest.approx(1.0, abs=1e-3)  # the exact score after re-ranking
+                assert len({h.task_id for h in hs}) == 10 and all(
+                    sum(h.task_id == t for h in hs) == 5 for t in {h.task_id for h in hs})
+        finally:
+            store._client.drop_collection(store.collection)
+            store._client.drop_collection(store.assets_collection)
+            store.close()
