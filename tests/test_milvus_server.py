@@ -168,8 +168,8 @@ def test_store_on_built_indexes_groups_by_asset(milvus_server_uri):
             for p, hs in zip(probes, hits):
                 assert (hs[0].task_id, hs[0].frame) == (f"a{p // 30}", p % 30)
                 assert hs[0].raw_score == pytest.approx(1.0, abs=1e-3)  # the exact score after re-ranking
-                assert len({h.task_id for h in hs}) == 10 and all(
-                    sum(h.task_id == t for h in hs) == 5 for t in {h.task_id for h in hs})
+                per_asset = [sum(h.task_id == t for h in hs) for t in {h.task_id for h in hs}]
+                assert len(per_asset) == 10 and max(per_asset) <= 5  # random frames: "up to 5" each
         finally:
             store._client.drop_collection(store.collection)
             store._client.drop_collection(store.assets_collection)
