@@ -80,7 +80,8 @@ class CustomIndex:
     collection was built with. Videos are sampled at ``fps`` frames per second (by presentation
     time) up to ``max_duration`` seconds; with ``dedupe_distance`` set, a frame within that many
     PDQ bits of the previous kept frame is not stored, and the kept frame covers its time.
-    Extra keyword arguments go to the store adapter (Milvus: ``token``, ``db_name``).
+    Extra keyword arguments go to the store adapter (Milvus: ``token``, ``db_name``, ``consistency``;
+    Qdrant server: ``api_key``, ``prefer_grpc``; see ``vecsim.adapters.open_store``).
     """
 
     def __init__(
