@@ -126,8 +126,7 @@ class QdrantStore:
             if self._client.collection_exists(collection):
                 self.spec = self._read_spec()
             else:
-                self._spec_dim = create_spec.dim
-                self._check_supported(create_spec.index)
+                self._check_supported(create_spec.index, create_spec.dim)
                 self._create(create_spec)
                 self.spec = create_spec
         except BaseException:
@@ -141,14 +140,14 @@ class QdrantStore:
 
     # --- collection ----------------------------------------------------------------------------
 
-    def _check_supported(self, index: IndexConfig) -> None:
+    def _check_supported(self, index: IndexConfig, dim: int) -> None:
         if index.type.startswith("IVF"):
             raise IndexConfigError(
                 f"{index.type} is a Milvus index; Qdrant indexes with HNSW (and compresses with scalar or "
                 "product quantization over HNSW). Use --index-type HNSW, or FLAT for exact search."
             )
         if index.type == "HNSW_PQ":
-            pq_compression(index, self._spec_dim)
+            pq_compression(index, dim)
         if self.engine == "qdrant-local" and index.type != "FLAT":
             raise IndexConfigError(
                 f"{index.type} is not available on the qdrant-client local mode ({self.uri}), which searches "

@@ -31,10 +31,12 @@ from .bench import list_images, load_rgb
 from .descriptors import Descriptor
 from .descriptors.pdq import pdq_hashes
 from .edits import standard_edits
+from .errors import MediaError
+from .index import _batched
+from .media import VIDEO_EXTENSIONS, open_media
 
 #: Long side of a distractor source before cropping: crops are embedded at 224 px anyway.
 SOURCE_SIDE = 1024
-VIDEO_EXTENSIONS = {".mp4", ".avi", ".mpg", ".mpeg", ".mov", ".mkv", ".webm", ".m4v"}
 BATCH = 64
 
 
@@ -94,11 +96,9 @@ def _random_crop(im: Image.Image, rng: random.Random) -> Image.Image:
 
 
 def _video_frames_1fps(path: Path) -> list[Image.Image]:
-    from .media import open_media
-
     try:
         return [_shrink(f.image) for f in open_media(str(path), fps=1.0).frames]
-    except Exception:  # a file PyAV cannot read is not a benchmark input
+    except MediaError:  # a file vecsim cannot read is not a benchmark input
         return []
 
 
@@ -128,16 +128,9 @@ def _distractor_frames(sources: list[list[Image.Image] | Path], per_source: int,
 def _embed_all(descriptor: Descriptor, images: Iterator[Image.Image], total: int, desc: str) -> tuple[np.ndarray, list[str]]:
     from tqdm import tqdm
 
-    vectors, hashes, batch = [], [], []
+    vectors, hashes = [], []
     with tqdm(total=total, desc=desc, unit="img") as bar:
-        for im in images:
-            batch.append(im)
-            if len(batch) == BATCH:
-                vectors.append(descriptor.embed(batch))
-                hashes += pdq_hashes(batch)
-                bar.update(len(batch))
-                batch = []
-        if batch:
+        for batch in _batched(images, BATCH):
             vectors.append(descriptor.embed(batch))
             hashes += pdq_hashes(batch)
             bar.update(len(batch))
