@@ -22,14 +22,16 @@ class Backend:
     make_uri: Callable[[Path], str] | None = None
     #: Name of the session fixture that yields a running server (skips when there is none).
     server_fixture: str | None = None
+    #: The optional Python module it needs: the tests skip, saying so, where it is not installed.
+    requires: str | None = None
 
 
 BACKENDS = {
     b.name: b
     for b in [
         Backend("milvus-lite", make_uri=lambda d: str(d / "test.db")),
-        Backend("qdrant-local", make_uri=lambda d: f"qdrant-local:{d / 'qdrant'}"),
-        Backend("qdrant-edge", make_uri=lambda d: f"qdrant-edge:{d / 'edge'}"),
+        Backend("qdrant-local", make_uri=lambda d: f"qdrant-local:{d / 'qdrant'}", requires="qdrant_client"),
+        Backend("qdrant-edge", make_uri=lambda d: f"qdrant-edge:{d / 'edge'}", requires="qdrant_edge"),
         Backend("milvus-server", server_fixture="milvus_server_uri"),  # PyPI milvus 2.3.5, no Docker
         Backend("milvus-docker", server_fixture="milvus_container_uri"),  # testcontainers, Milvus 2.5
         Backend("qdrant-docker", server_fixture="qdrant_container_uri"),  # testcontainers, Qdrant 1.15
@@ -58,9 +60,9 @@ def drop_all_collections(uri: str, **options: str) -> None:
 def backend_uri(request, name: str, folder: Path):
     """(index URI, store options, cleanup) of backend ``name`` for one test or module."""
     backend = BACKENDS[name]
+    if backend.requires:
+        pytest.importorskip(backend.requires, reason=f"{backend.requires} is not installed")
     if backend.make_uri is not None:
-        if name == "qdrant-edge":
-            pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed")
         return backend.make_uri(folder), {}, lambda: None
     uri, options = request.getfixturevalue(backend.server_fixture)
     return uri, options, lambda: drop_all_collections(uri, **options)
