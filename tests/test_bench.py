@@ -27,8 +27,13 @@ def test_video_bench_end_to_end(tmp_path):
     assert report.top1_mean >= 0.85
     assert 0 < report.segment["precision"] <= 1 and 0 < report.segment["recall"] <= 1
     assert report.segment["recall_query"] >= 0.6
+    # VSC2022 segment AP, overall and per edit (on this data: 0.90 overall, 0.92 plain excerpt,
+    # 0.65 inserted in an unrelated video)
+    assert set(report.segment_ap_per_edit) == set(report.top1)
+    assert all(0 <= v <= 1 for v in report.segment_ap_per_edit.values())
+    assert 0.5 < report.segment_ap <= 1 and report.segment_ap_per_edit["excerpt"] > 0.5
     md = report.to_markdown()
-    assert "right asset first" in md and "combined" in md
+    assert "right asset first" in md and "combined" in md and "segment AP" in md
 
 
 def test_index_bench_on_a_tiny_cached_corpus(tmp_path):
