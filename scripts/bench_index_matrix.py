@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.milvus_server import milvus_server  # noqa: E402
 from vecsim.bench import write_report  # noqa: E402
-from vecsim.bench_corpus import load_or_build_corpus  # noqa: E402
+from vecsim.bench_corpus import index_bench_corpus  # noqa: E402
 from vecsim.bench_index import TABLE_HEADER, run_index_bench  # noqa: E402
 from vecsim.descriptors import load_descriptor  # noqa: E402
 from vecsim.index_config import parse_index_config  # noqa: E402
@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench-out/idx"))
     ap.add_argument("--cache", type=Path, default=Path(".vecsim-bench-cache"))
     args = ap.parse_args()
-    corpus = load_or_build_corpus(load_descriptor(), args.photos / "photo", args.photos / "astro", args.videos,
+    corpus = index_bench_corpus(load_descriptor(), args.photos / "photo", args.photos / "astro", args.videos,
                                   args.cache, progress=print)
     rows = []
     with tempfile.TemporaryDirectory(prefix="vecsim-matrix-") as tmp:

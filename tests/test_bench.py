@@ -37,7 +37,7 @@ def test_video_bench_end_to_end(tmp_path):
 
 
 def test_index_bench_on_a_tiny_cached_corpus(tmp_path):
-    from vecsim.bench_corpus import load_or_build_corpus
+    from vecsim.bench_corpus import index_bench_corpus
     from vecsim.bench_index import run_index_bench, vector_bytes
     from vecsim.descriptors import load_descriptor
     from vecsim.index_config import parse_index_config
@@ -52,10 +52,10 @@ def test_index_bench_on_a_tiny_cached_corpus(tmp_path):
     videos.mkdir()
     write_video(videos / "v.mp4", slideshow([sample_photo("camera")], 3, 10, (320, 240), seed=3), 10)
     descriptor = load_descriptor()
-    corpus = load_or_build_corpus(descriptor, refs, dis, videos, tmp_path / "cache", target_vectors=40)
+    corpus = index_bench_corpus(descriptor, refs, dis, videos, tmp_path / "cache", target_vectors=40)
     assert corpus.vectors_indexed >= 40 and len(corpus.query_edit) == 3 * 14
     assert len(set(corpus.frame_group.tolist())) == 3  # the video and the two distractor images
-    again = load_or_build_corpus(descriptor, refs, dis, videos, tmp_path / "cache", target_vectors=40)
+    again = index_bench_corpus(descriptor, refs, dis, videos, tmp_path / "cache", target_vectors=40)
     assert (again.query_vectors == corpus.query_vectors).all()  # read back from the cache
 
     report = run_index_bench(corpus, refs, uri=str(tmp_path / "b.db"), index=parse_index_config("HNSW"),
@@ -66,3 +66,77 @@ def test_index_bench_on_a_tiny_cached_corpus(tmp_path):
     assert (report.code_bytes_per_vector, report.graph_bytes_per_vector) == (5120, 128)
     assert vector_bytes(parse_index_config("IVF_PQ", {"m": 64}), 1280) == (64, 0)
     assert vector_bytes(parse_index_config("HNSW_SQ8"), 1280) == (1280, 128)
+
+
+def _photo_folders(tmp_path):
+    photos, dis = tmp_path / "photos", tmp_path / "dis"
+    photos.mkdir(), dis.mkdir()
+    for n in ["astronaut", "chelsea", "coffee", "rocket", "retina", "stereo_motorcycle"]:
+        sample_photo(n).convert("RGB").save(photos / f"{n}.png")
+    for n in ["moon", "brick"]:
+        sample_photo(n).convert("RGB").save(dis / f"{n}.png")
+    return photos, dis
+
+
+def test_split_is_seeded_and_disjoint(tmp_path):
+    from vecsim.bench_corpus import split_folder
+
+    photos, dis = _photo_folders(tmp_path)
+    a = split_folder(photos, dis, seed=1)
+    assert a == split_folder(photos, dis, seed=1)
+    assert (len(a.references), len(a.non_matching), len(a.distractors)) == (3, 3, 2)
+    assert not set(a.references) & set(a.non_matching)
+    b = split_folder(photos, dis, references=2, exclude={"chelsea.png"}, seed=1)
+    assert (len(b.references), len(b.non_matching), len(b.distractors)) == (2, 2, 1 + 2)
+    assert all(p.name != "chelsea.png" for p in b.references + b.non_matching + b.distractors)
+
+
+def test_image_bench_end_to_end(tmp_path):
+    """The DISC21-style bench on 3 references, 3 non-matching photos, 2 distractor images and
+    20 extra distractor frames: every metric present and in range, the outputs written."""
+    import json
+
+    from vecsim.bench import run_image_bench, write_report
+    from vecsim.plot import plot_image_bench
+
+    photos, dis = _photo_folders(tmp_path)
+    report = run_image_bench(photos, dis, extra_distractors=20, families=["flip"], cache_dir=tmp_path / "cache",
+                             e2e_queries=3)
+    edits = list(report.per_edit)
+    assert len(edits) == 14 + 2 and {"rotate_90", "random", "hflip", "vflip"} <= set(edits)
+    assert report.queries == 2 * 3 * 16  # copies and non-copies, every edit
+    assert report.vectors == 3 + 2 + report.extra_distractor_vectors and report.extra_distractor_vectors >= 20
+    assert report.per_edit["identity"]["recall_at_1"] == 1.0
+    for m in report.per_edit.values():
+        assert all(0.0 <= v <= 1.0 for v in m.values())
+    assert 0.8 <= report.recall_at_1 <= 1.0 and 0.5 <= report.micro_ap <= 1.0
+    assert 0.0 <= report.recall_at_1pct_flagged <= report.recall_at_1
+    assert report.embed_images_per_s > 0 and report.query_ms_p95 >= report.query_ms_median > 0
+    assert report.code_bytes_per_vector == 4 * 256 or report.code_bytes_per_vector == 4 * 1280
+    curve = report.pr_curve
+    assert len(curve["precision"]) == len(curve["recall"]) > 0 and max(curve["recall"]) <= 1.0
+
+    md, js = write_report(report, tmp_path / "out")
+    assert json.loads(js.read_text())["per_edit"]["identity"]["recall_at_1"] == 1.0
+    assert "| rotate_90 |" in md.read_text() and "micro-AP" in md.read_text()
+    for png in plot_image_bench(report, tmp_path / "out"):
+        assert png.read_bytes()[:4] == b"\x89PNG"
+
+    again = run_image_bench(photos, dis, extra_distractors=20, families=["flip"], cache_dir=tmp_path / "cache",
+                            e2e_queries=1)
+    assert again.per_edit == report.per_edit  # same seed, same corpus (read back from the cache)
+    assert len(list((tmp_path / "cache").glob("corpus-*.npz"))) == 1
+
+
+def test_corpus_is_reproducible_without_a_cache(tmp_path):
+    from vecsim.bench_corpus import build_corpus, split_folder
+    from vecsim.descriptors import load_descriptor
+
+    photos, dis = _photo_folders(tmp_path)
+    split = split_folder(photos, dis, references=1, non_matching=1, seed=3)
+    desc = load_descriptor()
+    a, b = build_corpus(desc, split, seed=3), build_corpus(desc, split, seed=3)
+    assert a.query_edit == b.query_edit and (a.query_ref == b.query_ref).all()
+    assert (a.query_vectors == b.query_vectors).all() and (a.query_vectors_turned == b.query_vectors_turned).all()
+    assert a.query_vectors_turned.shape == (2, 2 * 14, desc.dim)
+    assert sorted(set(a.query_ref.tolist())) == [-1, 0]

@@ -1,24 +1,28 @@
-"""The descriptor corpus of the index benchmark: every vector computed once, cached on disk.
+"""The benchmark corpus: a DISC21-style split of a photo folder, every vector computed once and cached.
 
-Comparing index configs and backends needs the same vectors in every run and tens of thousands
-of them; embedding 50 000 frames takes a quarter of an hour on two cores, building one index a
-minute. So the corpus is built once and saved as ``.npz``:
+**Split** (:func:`split_folder`): the photos of a folder are shuffled with the seed. The first
+``references`` (default: half) are indexed and queried as edited copies; the next as many are
+*non-matching* sources, never indexed, queried under the same edits (the DISC21 protocol: a
+threshold has to reject them); the rest, plus a second distractor folder, are indexed
+distractors. ``exclude`` leaves files out (e.g. the photos a descriptor was trained on).
 
-- **references**: the photos of a folder, one image asset each;
-- **distractor images**: the photos of another folder (indexed, never queried);
-- **distractor frames**: to grow the index to ``target_vectors``, frames of every video in a
-  folder sampled at 1 fps plus random crops of those frames and of the distractor images. The
-  frames of one source (a video, or the crops of one image) form one distractor *video* asset,
-  as frames of real videos would;
-- **queries**: every reference under every edit of :func:`vecsim.edits.standard_edits`.
+**Extra distractors**: to make the search task realistic, ``extra_distractors`` more vectors:
+frames of every video in a folder at 1 fps, then random crops of those frames and of the
+distractor images. The frames of one source (a video, or the crops of one image) form one
+distractor *video* asset, as frames of real videos would.
 
-Each entry keeps its embedding (float32, L2-normalised) and its PDQ hash. The cache file is
-named after the descriptor, the seed and the target size, so a different descriptor never
-reuses vectors.
+**Queries**: every reference under every edit of :func:`vecsim.edits.select_edits` (copies), and
+every non-matching photo under the same edits with another seed (non-copies, ``query_ref == -1``).
+
+Each entry keeps its embedding (float32, L2-normalised) and its PDQ hash. Embedding 50 000 frames
+takes a quarter of an hour on two cores, so the corpus is saved as ``.npz``, named after the
+descriptor and a hash of everything that shaped it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,22 +31,55 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .bench import list_images, load_rgb
 from .descriptors import Descriptor
 from .descriptors.pdq import pdq_hashes
-from .edits import standard_edits
+from .edits import select_edits
 from .errors import MediaError
 from .index import _batched
-from .media import VIDEO_EXTENSIONS, open_media
+from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, decode_image, open_media
 
-#: Long side of a distractor source before cropping: crops are embedded at 224 px anyway.
-SOURCE_SIDE = 1024
-BATCH = 64
+#: Bumped when the corpus layout or the way it is made changes: old cache files are not reused.
+FORMAT = 2
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def load_rgb(path: Path) -> Image.Image:
+    return decode_image(path).read_all()[0].image
+
+
+@dataclass
+class BenchSplit:
+    references: list[Path]
+    non_matching: list[Path]
+    distractors: list[Path]
+
+
+def split_folder(folder: str | Path, distractors: str | Path | None = None, *, references: int | None = None,
+                 non_matching: int | None = None, exclude: set[str] | frozenset[str] = frozenset(),
+                 seed: int = 0) -> BenchSplit:
+    """References, non-matching sources and distractors of a benchmark (see the module docstring)."""
+    images = [p for p in list_images(folder) if p.name not in exclude]
+    if len(images) < 2:
+        raise ValueError(f"a benchmark needs at least 2 photos in {folder}, found {len(images)}")
+    random.Random(seed).shuffle(images)
+    n_ref = references if references is not None else len(images) // 2
+    if not 1 <= n_ref <= len(images):
+        raise ValueError(f"references must be between 1 and {len(images)}, got {n_ref}")
+    n_non = min(n_ref, len(images) - n_ref) if non_matching is None else non_matching
+    if n_non < 0 or n_ref + n_non > len(images):
+        raise ValueError(f"{n_ref} references + {n_non} non-matching photos exceed the {len(images)} in {folder}")
+    extra = [p for p in list_images(distractors) if p.name not in exclude] if distractors else []
+    return BenchSplit(sorted(images[:n_ref]), sorted(images[n_ref:n_ref + n_non]),
+                      sorted(images[n_ref + n_non:]) + extra)
 
 
 @dataclass
 class Corpus:
     descriptor: str  # "name/version"
+    key: str  # JSON of everything that shaped the corpus
     ref_names: list[str]
     ref_vectors: np.ndarray
     ref_pdq: list[str]
@@ -52,9 +89,11 @@ class Corpus:
     frame_pdq: list[str]
     frame_group: np.ndarray  # int: which distractor video asset each frame belongs to
     query_vectors: np.ndarray
+    query_vectors_turned: np.ndarray  # (2, queries, dim): each query turned a quarter left, and right
     query_pdq: list[str]
     query_edit: list[str]
-    query_ref: np.ndarray  # int: the reference each query copies
+    query_ref: np.ndarray  # int: the reference each query copies, -1 for a non-matching query
+    query_source: list[str]  # file name of the photo the query was made from
 
     @property
     def vectors_indexed(self) -> int:
@@ -70,10 +109,16 @@ class Corpus:
     def load(cls, path: Path) -> Corpus:
         with np.load(path) as z:
             d = {k: z[k] for k in z.files}
-        for key in ("ref_names", "ref_pdq", "image_distractor_pdq", "frame_pdq", "query_pdq", "query_edit"):
+        for key in ("ref_names", "ref_pdq", "image_distractor_pdq", "frame_pdq", "query_pdq", "query_edit",
+                    "query_source"):
             d[key] = [str(x) for x in d[key]]
-        d["descriptor"] = str(d["descriptor"])
+        d["descriptor"], d["key"] = str(d["descriptor"]), str(d["key"])
         return cls(**d)
+
+
+#: Long side of a distractor source before cropping: crops are embedded at 224 px anyway.
+SOURCE_SIDE = 1024
+BATCH = 64
 
 
 def _shrink(im: Image.Image, side: int = SOURCE_SIDE) -> Image.Image:
@@ -137,60 +182,150 @@ def _embed_all(descriptor: Descriptor, images: Iterator[Image.Image], total: int
     return np.concatenate(vectors).astype(np.float32), hashes
 
 
-def build_corpus(
-    descriptor: Descriptor,
-    references: Path,
-    distractors: Path,
-    videos: Path | None,
-    *,
-    target_vectors: int = 50_000,
-    seed: int = 0,
-    progress: Callable[[str], None] = lambda _: None,
-) -> Corpus:
-    rng = random.Random(seed)
-    ref_paths, dis_paths = list_images(references), list_images(distractors)
-    if not ref_paths or not dis_paths:
-        raise ValueError(f"need images in both {references} and {distractors}")
-    refs = [load_rgb(p) for p in ref_paths]
-    ref_vectors, ref_pdq = _embed_all(descriptor, iter(refs), len(refs), "references")
-    dis_vectors, dis_pdq = _embed_all(descriptor, (load_rgb(p) for p in dis_paths), len(dis_paths), "distractor images")
-
-    edits = standard_edits(seed)
-    q_edit = [name for name in edits for _ in refs]
-    q_ref = np.array([i for _ in edits for i in range(len(refs))])
-    queries = (edits[name](refs[i]) for name, i in zip(q_edit, q_ref))
-    q_vectors, q_pdq = _embed_all(descriptor, queries, len(q_edit), "edited queries")
-
-    sources = _distractor_sources(dis_paths, videos)
-    extra = max(0, target_vectors - len(refs) - len(dis_paths))
-    per_source = -(-extra // len(sources))
+def load_or_build_frames(descriptor: Descriptor, split: BenchSplit, cache_dir: Path | None, *,
+                         videos: Path | None, extra_distractors: int, seed: int,
+                         progress: Callable[[str], None] = lambda _: None) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """The extra distractor frames ``(vectors, pdq, group)``: 1 fps frames of the videos, then
+    random crops of them and of the distractor images, ``extra_distractors`` in all (rounded up
+    to a whole number per source). Cached on their own: they do not depend on the references."""
+    if extra_distractors <= 0:
+        return np.zeros((0, descriptor.dim), np.float32), [], np.zeros(0, np.int64)
+    video_files = sorted(p for p in videos.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS) if videos else []
+    key = json.dumps({"format": FORMAT, "descriptor": f"{descriptor.name}/{descriptor.version}",
+                      "videos": [p.name for p in video_files], "images": [p.name for p in split.distractors],
+                      "extra_distractors": extra_distractors, "seed": seed}, sort_keys=True)
+    path = None
+    if cache_dir is not None:
+        digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+        path = cache_dir / f"frames-{descriptor.name}-{descriptor.version}-{digest}.npz"
+        if path.exists():
+            with np.load(path) as z:
+                progress(f"distractor frames from {path}")
+                return z["vectors"], [str(h) for h in z["pdq"]], z["group"]
+    sources = _distractor_sources(split.distractors, videos)
+    if not sources:
+        raise ValueError("extra distractors need distractor images or videos to take frames and crops from")
+    per_source = -(-extra_distractors // len(sources))
     progress(f"{len(sources)} distractor sources x {per_source} frames")
     groups: list[int] = []
+    rng = random.Random(seed)
 
     def frames() -> Iterator[Image.Image]:
         for group, im in _distractor_frames(sources, per_source, rng):
             groups.append(group)
             yield im
 
-    f_vectors, f_pdq = _embed_all(descriptor, frames(), per_source * len(sources), "distractor frames")
+    vectors, pdq = _embed_all(descriptor, frames(), per_source * len(sources), "distractor frames")
+    group = np.array(groups, dtype=np.int64)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, vectors=vectors, pdq=np.array(pdq), group=group, key=key)
+        tmp.replace(path)
+    return vectors, pdq, group
+
+
+def _embed_queries(descriptor: Descriptor, images: Iterator[Image.Image], total: int
+                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Query vectors as ``CustomIndex.query`` makes them for an image: the image, and the image
+    turned a quarter left and right (``QUARTER_TURNS``); plus its PDQ hash."""
+    from tqdm import tqdm
+
+    from .index import QUARTER_TURNS
+
+    plain, turned, hashes = [], [[] for _ in QUARTER_TURNS], []
+    with tqdm(total=total, desc="edited queries", unit="img") as bar:
+        for batch in _batched(images, BATCH):
+            plain.append(descriptor.embed(batch))
+            for out, turn in zip(turned, QUARTER_TURNS):
+                out.append(descriptor.embed([im.transpose(turn) for im in batch]))
+            hashes += pdq_hashes(batch)
+            bar.update(len(batch))
+    return (np.concatenate(plain).astype(np.float32),
+            np.stack([np.concatenate(t) for t in turned]).astype(np.float32), hashes)
+
+
+def _key(descriptor: Descriptor, split: BenchSplit, videos: Path | None, extra_distractors: int,
+         families: list[str] | None, seed: int) -> str:
+    video_files = sorted(p.name for p in videos.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS) if videos else []
+    return json.dumps({
+        "format": FORMAT, "descriptor": f"{descriptor.name}/{descriptor.version}",
+        "references": [p.name for p in split.references], "non_matching": [p.name for p in split.non_matching],
+        "distractors": [p.name for p in split.distractors], "videos": video_files,
+        "extra_distractors": extra_distractors, "families": sorted(families or []), "seed": seed,
+    }, sort_keys=True)
+
+
+def build_corpus(
+    descriptor: Descriptor,
+    split: BenchSplit,
+    *,
+    videos: Path | None = None,
+    extra_distractors: int = 0,
+    families: list[str] | None = None,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Corpus:
+    refs = [load_rgb(p) for p in split.references]
+    ref_vectors, ref_pdq = _embed_all(descriptor, iter(refs), len(refs), "references")
+    dis_vectors, dis_pdq = _embed_all(descriptor, (load_rgb(p) for p in split.distractors), len(split.distractors),
+                                      "distractor images")
+
+    copy_edits, other_edits = select_edits(families, seed), select_edits(families, seed + 1)
+    q_edit, q_ref, q_source = [], [], []
+    for name in copy_edits:
+        for i, path in enumerate(split.references):
+            q_edit.append(name), q_ref.append(i), q_source.append(path.name)
+    for name in other_edits:
+        for path in split.non_matching:
+            q_edit.append(name), q_ref.append(-1), q_source.append(path.name)
+    non_matching = {p.name: p for p in split.non_matching}
+
+    def queries() -> Iterator[Image.Image]:
+        for name, i, source in zip(q_edit, q_ref, q_source):
+            yield copy_edits[name](refs[i]) if i >= 0 else other_edits[name](load_rgb(non_matching[source]))
+
+    q_vectors, q_turned, q_pdq = _embed_queries(descriptor, queries(), len(q_edit))
+
+    f_vectors, f_pdq, groups = load_or_build_frames(descriptor, split, cache_dir, videos=videos,
+                                                    extra_distractors=extra_distractors, seed=seed, progress=progress)
     return Corpus(
         descriptor=f"{descriptor.name}/{descriptor.version}",
-        ref_names=[p.name for p in ref_paths], ref_vectors=ref_vectors, ref_pdq=ref_pdq,
+        key=_key(descriptor, split, videos, extra_distractors, families, seed),
+        ref_names=[p.name for p in split.references], ref_vectors=ref_vectors, ref_pdq=ref_pdq,
         image_distractor_vectors=dis_vectors, image_distractor_pdq=dis_pdq,
-        frame_vectors=f_vectors, frame_pdq=f_pdq, frame_group=np.array(groups),
-        query_vectors=q_vectors, query_pdq=q_pdq, query_edit=q_edit, query_ref=q_ref,
+        frame_vectors=f_vectors, frame_pdq=f_pdq, frame_group=groups,
+        query_vectors=q_vectors, query_vectors_turned=q_turned, query_pdq=q_pdq, query_edit=q_edit, query_ref=np.array(q_ref, dtype=np.int64),
+        query_source=q_source,
     )
 
 
-def load_or_build_corpus(descriptor: Descriptor, references: Path, distractors: Path, videos: Path | None,
-                         cache_dir: Path, *, target_vectors: int = 50_000, seed: int = 0,
-                         progress: Callable[[str], None] = lambda _: None) -> Corpus:
-    path = cache_dir / f"corpus-{descriptor.name}-{descriptor.version}-s{seed}-n{target_vectors}.npz"
-    if path.exists():
+def load_or_build_corpus(descriptor: Descriptor, split: BenchSplit, cache_dir: Path | None, *,
+                         videos: Path | None = None, extra_distractors: int = 0, families: list[str] | None = None,
+                         seed: int = 0, progress: Callable[[str], None] = lambda _: None) -> Corpus:
+    """The corpus from ``cache_dir`` if one was built from the same inputs, else built (and saved
+    there unless ``cache_dir`` is None)."""
+    key = _key(descriptor, split, videos, extra_distractors, families, seed)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    path = cache_dir / f"corpus-{descriptor.name}-{descriptor.version}-{digest}.npz" if cache_dir else None
+    if path is not None and path.exists():
         progress(f"descriptor corpus from {path}")
         return Corpus.load(path)
-    corpus = build_corpus(descriptor, references, distractors, videos, target_vectors=target_vectors, seed=seed,
-                          progress=progress)
-    corpus.save(path)
-    progress(f"descriptor corpus saved to {path}")
+    corpus = build_corpus(descriptor, split, videos=videos, extra_distractors=extra_distractors, families=families,
+                          seed=seed, cache_dir=cache_dir, progress=progress)
+    if path is not None:
+        corpus.save(path)
+        progress(f"descriptor corpus saved to {path}")
     return corpus
+
+
+def index_bench_corpus(descriptor: Descriptor, references: Path, distractors: Path, videos: Path | None,
+                       cache_dir: Path | None, *, target_vectors: int = 50_000, seed: int = 0,
+                       progress: Callable[[str], None] = lambda _: None) -> Corpus:
+    """The corpus of the index benchmark: every photo of ``references`` a reference (no
+    non-matching queries), ``distractors`` indexed, and extra frames up to ``target_vectors``."""
+    split = split_folder(references, distractors, references=len(list_images(references)), non_matching=0, seed=seed)
+    extra = max(0, target_vectors - len(split.references) - len(split.distractors))
+    return load_or_build_corpus(descriptor, split, cache_dir, videos=videos, extra_distractors=extra, seed=seed,
+                                progress=progress)

@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .bench import list_images, load_rgb
-from .bench_corpus import Corpus
+from .bench_corpus import Corpus, list_images, load_rgb
 from .edits import standard_edits
 from .index import CANDIDATES_PER_FRAME, FRAMES_PER_ASSET
 from .index_config import IndexConfig
@@ -134,24 +133,46 @@ def load_corpus_into(store: Any, corpus: Corpus, progress: Callable[[str], None]
     return len(records)
 
 
-def _recall_at_1(idx: Any, corpus: Corpus, chunk: int = 256) -> dict[str, float]:
-    """Recall@1 per edit through the query path of ``CustomIndex.query`` (the same store search
-    and aggregation), fed the cached query descriptors; searches are batched for speed, which
-    gives each query vector the same hits as searching it alone."""
-    from .aggregate import QueryFrame, aggregate
+def search_queries(idx: Any, corpus: Corpus, top_k: int = 5, chunk: int = 256) -> list[list[Any]]:
+    """Every corpus query through the query path of ``CustomIndex.query`` for an image (the image
+    and its quarter turns searched, per-asset aggregation, threshold 0, ``top_k`` assets), fed the
+    cached query descriptors. Searches are batched for speed, which gives each query vector the
+    same hits as alone."""
+    from .aggregate import QueryFrame, aggregate, merge_hits
 
     store = idx._store
-    per_frame = max(2, CANDIDATES_PER_FRAME)
+    per_frame = max(2 * top_k, CANDIDATES_PER_FRAME)
+    variants = [corpus.query_vectors, *corpus.query_vectors_turned]
     hits = []
     for i in range(0, len(corpus.query_vectors), chunk):
-        hits += store.search(corpus.query_vectors[i : i + chunk], limit=per_frame, per_asset=FRAMES_PER_ASSET)
+        found = [store.search(v[i : i + chunk], limit=per_frame, per_asset=FRAMES_PER_ASSET) for v in variants]
+        hits += [merge_hits(per_variant) for per_variant in zip(*found)]
     records = store.assets(sorted({h.task_id for hs in hits for h in hs}))
+    return [aggregate([QueryFrame(0.0, pdq, hs)], records, idx.descriptor.calibration, threshold=0.0, top_k=top_k,
+                      interval=1.0 / idx.fps, query_duration=0.0)
+            for pdq, hs in zip(corpus.query_pdq, hits)]
+
+
+def recall_at_1_per_edit(results: list[list[Any]], corpus: Corpus) -> dict[str, float]:
     found: dict[str, list[bool]] = {}
-    for edit, ref, pdq, hs in zip(corpus.query_edit, corpus.query_ref, corpus.query_pdq, hits):
-        out = aggregate([QueryFrame(0.0, pdq, hs)], records, idx.descriptor.calibration, threshold=0.0, top_k=1,
-                        interval=1.0 / idx.fps, query_duration=0.0)
-        found.setdefault(edit, []).append(bool(out) and out[0].task_id == f"ref{ref}")
+    for edit, ref, out in zip(corpus.query_edit, corpus.query_ref, results):
+        if ref >= 0:
+            found.setdefault(edit, []).append(bool(out) and out[0].task_id == f"ref{ref}")
     return {k: sum(v) / len(v) for k, v in found.items()}
+
+
+def end_to_end_query_ms(idx: Any, photos: list[Path], n: int, seed: int = 0) -> list[float]:
+    """Milliseconds of ``n`` ``CustomIndex.query`` calls (decode, embed, PDQ, search, aggregate),
+    each of a random photo under a random standard edit (the edit is applied before timing)."""
+    rng = random.Random(seed)
+    edits = list(standard_edits(seed).values())
+    query_ms = []
+    for _ in range(n):
+        image = rng.choice(edits)(load_rgb(rng.choice(photos)))
+        t = time.perf_counter()
+        idx.query(image, top_k=5)
+        query_ms.append((time.perf_counter() - t) * 1000)
+    return query_ms
 
 
 def run_index_bench(
@@ -165,11 +186,12 @@ def run_index_bench(
     search_samples: int = 500,
     seed: int = 0,
     progress: Callable[[str], None] = lambda _: None,
+    descriptor: Any = None,
     **store_options: Any,
 ) -> IndexBenchReport:
     from .index import CustomIndex
 
-    with CustomIndex(uri, collection=collection, index=index, **store_options) as idx:
+    with CustomIndex(uri, collection=collection, index=index, descriptor=descriptor, **store_options) as idx:
         store = idx._store
         if store.count() != (0, 0):
             raise ValueError(f"collection {collection!r} at {uri} is not empty; the benchmark needs a fresh one")
@@ -182,7 +204,7 @@ def run_index_bench(
         build_s = time.perf_counter() - t
 
         progress(f"Recall@1 over {len(corpus.query_edit)} queries")
-        recall = _recall_at_1(idx, corpus)
+        recall = recall_at_1_per_edit(search_queries(idx, corpus, top_k=1), corpus)
 
         rng = random.Random(seed)
         search_ms = []
@@ -192,14 +214,7 @@ def run_index_bench(
             search_ms.append((time.perf_counter() - t) * 1000)
 
         progress(f"{e2e_queries} end-to-end queries")
-        paths = list_images(references)
-        edits = list(standard_edits(seed).values())
-        query_ms = []
-        for _ in range(e2e_queries):
-            image = rng.choice(edits)(load_rgb(rng.choice(paths)))
-            t = time.perf_counter()
-            idx.query(image, top_k=5)
-            query_ms.append((time.perf_counter() - t) * 1000)
+        query_ms = end_to_end_query_ms(idx, list_images(references), e2e_queries, seed)
         code, graph = vector_bytes(store.spec.index, store.spec.dim)
         return IndexBenchReport(
             engine=store.engine, engine_version=store.engine_version,

@@ -32,6 +32,7 @@ class _State:
     collection: str = "vecsim"
     fps: float = 1.0
     debug: bool = False
+    descriptor: str | None = None
     store_options: dict = {}
 
 
@@ -54,9 +55,14 @@ def _main(
     consistency: Annotated[Optional[str], typer.Option(
         help="Milvus server read consistency: Strong, Bounded, Session or Eventually (default: Bounded, "
              "Session after this process writes).")] = None,
+    descriptor: Annotated[Optional[str], typer.Option(
+        envvar="VECSIM_DESCRIPTOR", show_envvar=True,
+        help="Descriptor: the built-in default, openclip:ARCH:PRETRAINED or sscd:PATH (see docs/models.md). "
+             "A collection keeps the descriptor it was created with.")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     state.index, state.collection, state.fps, state.debug = index, collection, fps, debug
+    state.descriptor = descriptor
     given = {"token": token, "db_name": db_name, "consistency": consistency}
     state.store_options = {k: v for k, v in given.items() if v is not None}
 
@@ -66,7 +72,7 @@ def _open(index_type: str | None = None, index_params: list[str] | None = None, 
 
     params = parse_param_pairs(index_params or [])
     return CustomIndex(state.index, collection=state.collection, index=index_type, index_params=params or None,
-                       fps=state.fps, dedupe_distance=dedupe, **state.store_options)
+                       fps=state.fps, dedupe_distance=dedupe, descriptor=state.descriptor, **state.store_options)
 
 
 def _emit(obj: dict) -> None:
@@ -192,25 +198,41 @@ def demo() -> None:
 
 @bench_app.command("images")
 def bench_images(
-    references: Annotated[Path, typer.Argument(help="Folder of reference photos.")],
-    distractors: Annotated[Optional[Path], typer.Option(help="Folder of distractor photos (indexed too).")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for image-bench.md / .json.")] = Path("bench-out"),
+    folder: Annotated[Path, typer.Argument(help="Folder of photos: references, non-matching photos, distractors.")],
+    distractors: Annotated[Optional[Path], typer.Option(help="Folder of more distractor photos (indexed).")] = None,
+    videos: Annotated[Optional[Path], typer.Option(help="Folder of videos: 1 fps frames for the extra distractors.")] = None,
+    extra_distractors: Annotated[int, typer.Option(help="Extra distractor vectors: video frames and random crops.")] = 0,
+    references: Annotated[Optional[int], typer.Option(help="Photos of FOLDER used as references (default half).")] = None,
+    families: Annotated[Optional[list[str]], typer.Option("--family", help="Optional edit family, repeatable: "
+                        "overlay, pad, flip, perspective, screenshot, pip.")] = None,
+    exclude: Annotated[Optional[Path], typer.Option(help="Text file of photo file names to leave out "
+                       "(e.g. a descriptor's training photos).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for image-bench.md / .json / PNG plots.")] = Path("bench-out"),
+    cache: Annotated[Path, typer.Option(help="Folder for the cached descriptor corpus.")] = Path(".vecsim-bench-cache"),
     index_type: Annotated[str, typer.Option(help="Index type of the benchmark collection.")] = "FLAT",
     index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, repeatable.")] = None,
-    max_references: Annotated[Optional[int], typer.Option(help="Sample this many references.")] = None,
+    e2e_queries: Annotated[int, typer.Option(help="End-to-end image queries timed.")] = 50,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
-    """Recall@1 per edit (14 standard edits), embedding and query speed. Index: --index, or a temporary file."""
+    """DISC21-style benchmark: Recall@1, recall at 1 % flagged, micro-AP, recall at 90 % precision
+    per edit; embedding and query speed; bytes per vector. Index: --index (a fresh collection), or
+    a temporary Milvus Lite file."""
     from .bench import run_image_bench, write_report
+    from .plot import plot_image_bench
 
+    skip = frozenset(exclude.read_text().split()) if exclude else frozenset()
     report = run_image_bench(
-        references, distractors, uri=state.index, index=index_type,
-        index_params=parse_param_pairs(index_param or []) or None,
-        max_references=max_references, seed=seed, progress=lambda m: typer.echo(m, err=True),
+        folder, distractors, videos=videos, extra_distractors=extra_distractors, references=references,
+        families=families, exclude=skip, descriptor=state.descriptor, uri=state.index,
+        collection=state.collection if state.index else "bench_images", index=index_type,
+        index_params=parse_param_pairs(index_param or []) or None, cache_dir=cache, e2e_queries=e2e_queries,
+        seed=seed, progress=lambda m: typer.echo(m, err=True), **(state.store_options if state.index else {}),
     )
-    md, js = write_report(report, out)
+    stem = f"image-bench-{report.index['type']}"
+    md, js = write_report(report, out, stem)
+    pngs = plot_image_bench(report, out, stem)
     typer.echo(report.to_markdown())
-    typer.echo(f"\nwrote {md} and {js}", err=True)
+    typer.echo(f"\nwrote {md}, {js}, {', '.join(str(p) for p in pngs)}", err=True)
 
 
 @bench_app.command("videos")
@@ -248,19 +270,20 @@ def bench_index(
     import tempfile
 
     from .bench import write_report
-    from .bench_corpus import load_or_build_corpus
+    from .bench_corpus import index_bench_corpus
     from .bench_index import run_index_bench
     from .descriptors import load_descriptor
     from .index_config import parse_index_config
 
     config = parse_index_config(index_type, parse_param_pairs(index_param or []))
     say = lambda m: typer.echo(m, err=True)  # noqa: E731
-    corpus = load_or_build_corpus(load_descriptor(), references, distractors, videos, cache,
-                                  target_vectors=target, seed=seed, progress=say)
+    corpus = index_bench_corpus(load_descriptor(state.descriptor), references, distractors, videos, cache,
+                                target_vectors=target, seed=seed, progress=say)
     with tempfile.TemporaryDirectory(prefix="vecsim-bench-") as tmp:
         report = run_index_bench(corpus, references, uri=state.index or str(Path(tmp) / "bench.db"), index=config,
                                  collection=state.collection if state.index else "bench_index",
-                                 e2e_queries=e2e_queries, seed=seed, progress=say, **state.store_options)
+                                 e2e_queries=e2e_queries, seed=seed, progress=say,
+                                 descriptor=state.descriptor, **state.store_options)
     md, js = write_report(report, out, f"index-bench-{report.engine}-{config.type}")
     typer.echo(report.to_markdown())
     typer.echo(f"\nwrote {md} and {js}", err=True)

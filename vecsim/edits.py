@@ -195,6 +195,89 @@ def standard_edits(seed: int = 0) -> dict[str, Edit]:
     }
 
 
+def perspective(strength: float = 0.2, rng: random.Random | None = None) -> Edit:
+    """A perspective warp: each corner of the picture moves inwards by up to ``strength`` of the
+    side, the uncovered border black (AugLy's ``perspective_transform`` does not run on numpy >= 1.24)."""
+
+    def apply(im: Image.Image) -> Image.Image:
+        w, h = im.size
+        r = rng or random.Random(0)
+        d = [(r.uniform(0, strength) * w, r.uniform(0, strength) * h) for _ in range(4)]
+        # where each output corner samples the input (PIL maps output -> input)
+        src = [(-d[0][0], -d[0][1]), (w + d[1][0], -d[1][1]), (w + d[2][0], h + d[2][1]), (-d[3][0], h + d[3][1])]
+        dst = [(0, 0), (w, 0), (w, h), (0, h)]
+        a = []
+        for (x, y), (u, v) in zip(dst, src):
+            a.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+            a.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        coeffs = np.linalg.solve(np.array(a, dtype=np.float64), np.array([c for p in src for c in p], dtype=np.float64))
+        return im.transform((w, h), Image.Transform.PERSPECTIVE, tuple(coeffs), Image.Resampling.BILINEAR)
+
+    return apply
+
+
+def picture_in_picture(background: Image.Image, scale: float = 0.5, rng: random.Random | None = None) -> Edit:
+    """The image shrunk to ``scale`` of the background's width and pasted into it, somewhere."""
+
+    def apply(im: Image.Image) -> Image.Image:
+        out = background.convert("RGB").copy()
+        w = max(16, round(out.width * scale))
+        h = max(16, min(out.height, round(im.height * w / im.width)))
+        r = rng or random.Random(0)
+        small = im.convert("RGB").resize((w, h), Image.Resampling.BILINEAR)
+        out.paste(small, (r.randint(0, out.width - w), r.randint(0, out.height - h)))
+        return out
+
+    return apply
+
+
+def _augly(name: str, **kwargs) -> Edit:
+    def apply(im: Image.Image) -> Image.Image:
+        try:
+            import augly.image as aug
+        except ImportError as exc:  # pragma: no cover - depends on the extra
+            raise ImportError("this edit needs AugLy: pip install 'vecsim[bench]'") from exc
+        return getattr(aug, name)(im, **{k: (v() if callable(v) else v) for k, v in kwargs.items()}).convert("RGB")
+
+    return apply
+
+
+#: The optional edit families of ``vecsim bench images --families``: name -> edits of that family.
+def family_edits(seed: int = 0) -> dict[str, dict[str, Edit]]:
+    from .sample_media import generated_distractor
+
+    rng = random.Random(seed + 7)
+    return {
+        "overlay": {
+            "overlay_emoji": _augly("overlay_emoji", opacity=1.0, emoji_size=0.3,
+                                    x_pos=lambda: rng.uniform(0, 0.6), y_pos=lambda: rng.uniform(0, 0.6)),
+            "overlay_text": _augly("overlay_text", opacity=1.0, font_size=0.15,
+                                   x_pos=lambda: rng.uniform(0, 0.3), y_pos=lambda: rng.uniform(0, 0.6)),
+        },
+        "pad": {"pad": _augly("pad", w_factor=0.25, h_factor=0.25, color=(0, 0, 0))},
+        "flip": {"hflip": hflip, "vflip": lambda im: ImageOps.flip(im)},
+        "perspective": {"perspective": lambda im: perspective(0.2, rng)(im)},
+        "screenshot": {"screenshot": _augly("overlay_onto_screenshot")},
+        "pip": {"picture_in_picture": lambda im: picture_in_picture(generated_distractor(rng.randint(0, 10**6),
+                                                                                         (640, 480)), 0.5, rng)(im)},
+    }
+
+
+FAMILIES = ("overlay", "pad", "flip", "perspective", "screenshot", "pip")
+
+
+def select_edits(families: list[str] | None = None, seed: int = 0) -> dict[str, Edit]:
+    """The 14 standard edits, plus every edit of each named optional family."""
+    edits = standard_edits(seed)
+    if families:
+        known = family_edits(seed)
+        for f in families:
+            if f not in known:
+                raise ValueError(f"unknown edit family {f!r}; choose from {', '.join(FAMILIES)}")
+            edits.update(known[f])
+    return edits
+
+
 #: The edits the demo shows: PIL only, no optional dependency.
 def demo_edits() -> dict[str, Edit]:
     return {

@@ -45,3 +45,52 @@ def plot_timeline(result: QueryResult, path: str | Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("benchmark plots need matplotlib: pip install 'vecsim[bench]'") from exc
+    return plt
+
+
+def plot_image_bench(report, out_dir: str | Path, stem: str = "image-bench") -> list[Path]:
+    """Two PNGs of an image benchmark report: the precision-recall curve of all queries pooled
+    (micro-AP) and per-edit bars of Recall@1 and recall at 1 % flagged."""
+    plt = _pyplot()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pr_path, bars_path = out / f"{stem}-pr.png", out / f"{stem}-edits.png"
+
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=110)
+    ax.plot(report.pr_curve.get("recall", []), report.pr_curve.get("precision", []), lw=2)
+    ax.axhline(0.9, color="grey", ls=":", lw=1)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.01)
+    ax.set_ylim(0, 1.01)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{report.descriptor}, {report.index.get('type')}: micro-AP {report.micro_ap:.3f}")
+    fig.tight_layout()
+    fig.savefig(pr_path)
+    plt.close(fig)
+
+    edits = list(report.per_edit)
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(edits) + 2), 4.5), dpi=110)
+    xs = range(len(edits))
+    ax.bar([x - 0.2 for x in xs], [report.per_edit[e]["recall_at_1"] for e in edits], width=0.4, label="Recall@1")
+    ax.bar([x + 0.2 for x in xs], [report.per_edit[e]["recall_at_1pct_flagged"] for e in edits], width=0.4,
+           label="recall at 1 % flagged")
+    ax.set_xticks(list(xs), edits, rotation=45, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(f"{report.descriptor}, {report.index.get('type')}: per edit")
+    fig.tight_layout()
+    fig.savefig(bars_path)
+    plt.close(fig)
+    return [pr_path, bars_path]
