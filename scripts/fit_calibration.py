@@ -1,72 +1,44 @@
-"""Fit (and check) the score calibration of a descriptor on real photos, reproducibly.
+"""Fit the score calibration of a descriptor on benchmark pairs, reproducibly.
 
     python scripts/fit_calibration.py ../shared/data/photos/photo ../shared/data/photos/astro
 
-Split: the photos are sorted and split in two halves (even / odd positions). Half A fits, half B
-checks. For each half H the "index" holds H's photos plus the distractors; queries are H's photos
-under the 14 standard edits (copies) and the other half's photos under the same edits (non-copies).
-Pairs: a copy query with its original (positive); every query with the 5 closest indexed images
-that are not its original (negatives: exactly what a threshold must reject). Search is exact
-(brute force), the same as a FLAT index. The fitted file goes to vecsim/descriptors/data/.
+Pairs come from the image benchmark's own query path (:mod:`vecsim.bench`): the photos the
+descriptor was *trained* on (its ``*.training-files.txt``; all photos for a descriptor without
+one) are split into references and non-matching photos, the distractor folder is indexed too,
+and every reference and non-matching photo is queried under the 14 standard edits, in a FLAT
+index, with the raw cosine as score. Positives: each copy query's score for its original.
+Negatives: every other asset a query returned (its top 5), i.e. exactly what a threshold must
+reject. Isotonic regression, positives and negatives weighted 50/50, gives raw cosine ->
+P(copy). The benchmark then reports precision and recall at fixed thresholds on photos the fit
+never saw (docs/calibration.md). The file goes to vecsim/descriptors/data/.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+import tempfile
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from vecsim.bench import list_images, load_rgb, make_queries
+from vecsim.bench_corpus import build_corpus, list_images, split_folder
+from vecsim.bench_index import load_corpus_into, search_queries
 from vecsim.calibration import Calibration, fit_calibration
 from vecsim.descriptors import DEFAULT_DESCRIPTOR, load_descriptor
-from vecsim.edits import standard_edits
-
-THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95)
-NEGATIVES_PER_QUERY = 5
+from vecsim.index import CustomIndex
 
 
-def pairs(desc, refs, other, distractor_vecs, seed):
-    """(positive raw scores, negative raw scores, per-query top-5 (score, is_copy) lists)."""
-    ref_vecs = desc.embed(refs)
-    db = np.concatenate([ref_vecs, distractor_vecs])
-    copies = make_queries(refs, standard_edits(seed))
-    non_copies = make_queries(other, standard_edits(seed + 1))
-    pos, neg, ranked = [], [], []
-    for queries, is_copy in ((copies, True), (non_copies, False)):
-        q = desc.embed([x.image for x in queries])
-        s = q @ db.T
-        for row, query in zip(s, queries):
-            own = query.ref if is_copy else -1
-            if is_copy:
-                pos.append(row[own])
-            order = np.argsort(-row)
-            others = [j for j in order[: NEGATIVES_PER_QUERY + 1] if j != own][:NEGATIVES_PER_QUERY]
-            neg.extend(row[others])
-            ranked.append([(row[j], j == own) for j in order[:5]])
-    return np.array(pos), np.array(neg), ranked, len(copies)
-
-
-def precision_recall(cal: Calibration, ranked, n_copies):
-    out = {}
-    for t in THRESHOLDS:
-        returned = [(cal(s) >= t, ok) for top in ranked for s, ok in top]
-        kept = [ok for keep, ok in returned if keep]
-        found = sum(any(ok and cal(s) >= t for s, ok in top) for top in ranked)
-        out[str(t)] = {
-            "precision": round(float(np.mean(kept)), 4) if kept else None,
-            "recall": round(found / n_copies, 4),
-            "returned_pairs": len(kept),
-        }
-    return out
+def training_files(name: str, version: str) -> set[str] | None:
+    path = resources.files("vecsim.descriptors.data").joinpath(f"{name}-v{version}.training-files.txt")
+    return set(path.read_text().split()) if path.is_file() else None
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("photos")
-    ap.add_argument("distractors")
+    ap.add_argument("photos", type=Path)
+    ap.add_argument("distractors", type=Path)
     ap.add_argument("--descriptor", default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="calibration JSON path (default: the package's data folder)")
@@ -74,32 +46,34 @@ def main(argv: list[str] | None = None) -> int:
 
     name = args.descriptor or DEFAULT_DESCRIPTOR
     desc = load_descriptor(name, calibration=Calibration.linear(name, "unfitted"))
-    base = desc
-    photos = [load_rgb(p) for p in list_images(args.photos)]
-    half_a, half_b = photos[0::2], photos[1::2]
-    distractor_vecs = desc.embed([load_rgb(p) for p in list_images(args.distractors)])
-    print(f"{len(half_a)} + {len(half_b)} photos, {len(distractor_vecs)} distractors", file=sys.stderr)
-
-    pos_a, neg_a, _, _ = pairs(desc, half_a, half_b, distractor_vecs, args.seed)
-    _, _, ranked_b, n_copies_b = pairs(desc, half_b, half_a, distractor_vecs, args.seed + 10)
+    train = training_files(desc.name, desc.version)
+    others = {p.name for p in list_images(args.photos)} - train if train else set()
+    split = split_folder(args.photos, args.distractors, exclude=others, seed=args.seed)
+    print(f"{len(split.references)} references, {len(split.non_matching)} non-matching, "
+          f"{len(split.distractors)} distractors", file=sys.stderr)
+    corpus = build_corpus(desc, split, seed=args.seed)
+    with tempfile.TemporaryDirectory() as tmp, CustomIndex(f"{tmp}/fit.db", descriptor=desc) as idx:
+        load_corpus_into(idx._store, corpus, lambda m: None)
+        results = search_queries(idx, corpus, top_k=5)
+    pos, neg = [], []
+    for ref, out in zip(corpus.query_ref, results):
+        for asset in out:
+            (pos if asset.task_id == f"ref{ref}" else neg).append(asset.matches[0].similarity_score)
     notes = {
-        "fitted_on": f"{Path(args.photos).name}/ even half ({len(half_a)} photos) + {Path(args.distractors).name}/ "
-        f"distractors, 14 standard edits, seed {args.seed}",
-        "positives": int(len(pos_a)),
-        "negatives": int(len(neg_a)),
+        "fitted_on": f"{Path(args.photos).name}/: {'the descriptor training photos' if train else 'all photos'} "
+                     f"({len(split.references)} references, {len(split.non_matching)} non-matching) + "
+                     f"{Path(args.distractors).name}/ distractors, 14 standard edits, image query path, seed {args.seed}",
+        "positives": len(pos),
+        "negatives": len(neg),
         "weighting": "positives and negatives weighted 50/50",
     }
-    cal = fit_calibration(pos_a, neg_a, base.name, base.version, notes=notes)
-    held_out = precision_recall(cal, ranked_b, n_copies_b)
-    cal = Calibration(cal.descriptor_name, cal.descriptor_version, cal.x, cal.y, cal.method,
-                      {**notes, "held_out_odd_half": held_out})
+    cal = fit_calibration(np.array(pos), np.array(neg), desc.name, desc.version, notes=notes)
     out = Path(args.out) if args.out else (
         Path(__file__).resolve().parents[1] / "vecsim" / "descriptors" / "data"
-        / f"{base.name}-v{base.version}.calibration.json"
+        / f"{desc.name}-v{desc.version}.calibration.json"
     )
     out.write_text(cal.to_json() + "\n")
-    print(json.dumps(held_out, indent=1))
-    print(f"wrote {out}", file=sys.stderr)
+    print(f"{len(pos)} positives, {len(neg)} negatives; wrote {out}", file=sys.stderr)
     return 0
 
 

@@ -50,7 +50,7 @@ def test_add_query_remove_info(media, tmp_path):
                     tmp_path).stdout)
     assert [r["source"] for r in res] == [str(media / "rocket_copy.jpg"), str(media / "chelsea_copy.png")]
     rocket = res[0]["output"][0]
-    assert rocket["metadata"] == {"shop": "é1"} and rocket["matches"][0]["similarity_score"] > 0.9
+    assert rocket["metadata"] == {"shop": "é1"} and rocket["matches"][0]["similarity_score"] > 0.75
     assert res[1]["output"][0]["task_id"] == "cat-1"
 
     info = lines(run(["--index", idx, "info"], tmp_path).stdout)[0]

@@ -19,7 +19,7 @@ from vecsim import (
     TaskNotFoundError,
 )
 from vecsim import edits
-from vecsim.descriptors import EfficientNetGeM
+from vecsim.descriptors import DEFAULT_DESCRIPTOR, EfficientNetGeM
 from vecsim.errors import CorruptMediaError, EmptyMediaError, MediaTooLargeError, UnsupportedMediaError
 from vecsim.index_config import INDEX_TYPES
 
@@ -166,7 +166,7 @@ def test_results_serialise_to_documented_json(filled_index, photos):
 def test_info_and_get(filled_index, photos):
     info = filled_index.info()
     assert info.engine in ("milvus-lite", "milvus", "qdrant-local", "qdrant-edge", "qdrant") and info.assets == len(photos) == info.frames
-    assert info.descriptor.name == "efficientnet-lite0-gem" and info.index["type"] == "FLAT"
+    assert info.descriptor.name == DEFAULT_DESCRIPTOR and info.index["type"] == "FLAT"
     got = filled_index.get("camera")
     assert got.media_type == "image" and len(got.frames) == 1 and len(got.frames[0].pdq) == 64
 
@@ -197,7 +197,7 @@ SUPPORTED = {
 }
 SMALL_PARAMS = {"IVF_FLAT": {"nlist": 4}, "IVF_SQ8": {"nlist": 4, "nprobe": 4, "rerank": True},
                 "IVF_PQ": {"nlist": 4, "nprobe": 4, "m": 16}, "HNSW": {"M": 8, "efConstruction": 64},
-                "HNSW_SQ8": {"M": 8}, "HNSW_PQ": {"M": 8, "m": 160}}
+                "HNSW_SQ8": {"M": 8}, "HNSW_PQ": {"M": 8, "m": 64}}
 
 
 @pytest.mark.parametrize("index_type", INDEX_TYPES)

@@ -33,8 +33,20 @@ from .store import AssetRecord, Hit
 @dataclass(frozen=True)
 class QueryFrame:
     timestamp: float
-    pdq: str
+    pdq: str | tuple[str, ...]  # the frame's PDQ hash, or its 8 dihedral variants (plain first)
     hits: list[Hit]
+
+
+def merge_hits(variant_hits: Sequence[list[Hit]]) -> list[Hit]:
+    """The hits of several variants of one query frame (e.g. turned by 90 degrees) as one list:
+    each indexed frame once, with the best score any variant gave it, best first."""
+    best: dict[tuple[str, str, int], Hit] = {}
+    for hits in variant_hits:
+        for h in hits:
+            key = (h.task_id, h.generation, h.frame)
+            if key not in best or h.raw_score > best[key].raw_score:
+                best[key] = h
+    return sorted(best.values(), key=lambda h: h.raw_score, reverse=True)
 
 
 @dataclass
@@ -80,7 +92,7 @@ def _match_time(q: float, hit: Hit, offset: float | None, interval: float) -> fl
     return round(t, 3)
 
 
-def _asset_result(cand: _Candidate, pdq_by_ts: dict[float, str], n_query: int, interval: float,
+def _asset_result(cand: _Candidate, pdq_by_ts: dict[float, str | tuple[str, ...]], n_query: int, interval: float,
                   query_duration: float) -> AssetMatch:
     best = {q: max(options, key=lambda o: o[0])[1] for q, options in cand.hits.items()}
     short = [h.timestamp - q for q, h in best.items() if h.span_end - h.timestamp <= 1.5 * interval]

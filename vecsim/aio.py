@@ -48,8 +48,9 @@ class AsyncCustomIndex:
     ) -> AddManyResult:
         return await self._run(self.sync.add_many, media, metadata, task_ids, replace=replace)
 
-    async def query(self, media: MediaInput, top_k: int = 5, threshold: float | None = None) -> QueryResult:
-        return await self._run(self.sync.query, media, top_k, threshold)
+    async def query(self, media: MediaInput, top_k: int = 5, threshold: float | None = None,
+                    rotations: bool | None = None) -> QueryResult:
+        return await self._run(self.sync.query, media, top_k, threshold, rotations)
 
     async def remove(self, task_id: str) -> RemoveResult:
         return await self._run(self.sync.remove, task_id)

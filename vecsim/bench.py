@@ -41,6 +41,8 @@ from .descriptors import Descriptor, load_descriptor
 #: The fraction of non-matching queries a moderation threshold may flag.
 FLAGGED_RATE = 0.01
 TARGET_PRECISION = 0.9
+#: ``similarity_score`` thresholds whose precision and recall the report lists (docs/calibration.md).
+THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95)
 
 
 @dataclass
@@ -55,6 +57,7 @@ class ImageBenchReport:
     vectors: int
     queries: int
     seed: int
+    rotations: bool
     per_edit: dict[str, dict[str, float]]  # edit -> recall_at_1, recall_at_1pct_flagged, micro_ap
     recall_at_1: float  # mean over edits
     recall_at_1pct_flagged: float  # mean over edits
@@ -69,6 +72,7 @@ class ImageBenchReport:
     query_ms_p95: float
     code_bytes_per_vector: float
     graph_bytes_per_vector: float
+    at_thresholds: dict[str, dict[str, float | None]] = field(default_factory=dict)
     pr_curve: dict[str, list[float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -84,7 +88,7 @@ class ImageBenchReport:
             f"- descriptor {self.descriptor}; index {self.engine} {self.index}",
             f"- {self.references} references, {self.non_matching} non-matching photos, {self.distractor_images} "
             f"distractor images, {self.extra_distractor_vectors} extra distractor frames: {self.vectors} vectors; "
-            f"{self.queries} queries; seed {self.seed}",
+            f"{self.queries} queries{'' if self.rotations else ' (no quarter-turn variants)'}; seed {self.seed}",
             f"- micro-AP (all queries pooled) {self.micro_ap:.3f}; recall at 90 % precision {self.recall_at_p90:.3f} "
             f"(threshold {p90}); the 1 % flagged threshold is {self.threshold_1pct_flagged:.3f}",
             f"- embed one image: {self.embed_ms_single_median:.1f} ms alone, {self.embed_ms_batched_median:.1f} ms "
@@ -93,6 +97,11 @@ class ImageBenchReport:
             f"p95 {self.query_ms_p95:.1f} ms",
             f"- bytes per vector: {self.code_bytes_per_vector:.0f} (codes) + {self.graph_bytes_per_vector:.0f} (graph)",
         ]
+        if self.at_thresholds:
+            lines += ["", "| similarity_score >= | precision | recall | predictions |", "|---|---|---|---|"]
+            for t, m in self.at_thresholds.items():
+                p = "-" if m["precision"] is None else f"{m['precision']:.3f}"
+                lines.append(f"| {t} | {p} | {m['recall']:.3f} | {m['predictions']:.0f} |")
         return "\n".join(lines)
 
 
@@ -135,8 +144,15 @@ def score_results(results: list[list[Any]], corpus: Corpus) -> dict[str, Any]:
             "recall_at_1pct_flagged": metrics.recall_at_threshold(s, ok, threshold),
             "micro_ap": metrics.micro_ap(e_preds, e_truth),
         }
+    at_thresholds = {}
+    for t in THRESHOLDS:
+        kept = [(q, r) for q, r, sc in preds if sc >= t]
+        right = sum(truth.get(q) == r for q, r in kept)
+        at_thresholds[str(t)] = {"precision": right / len(kept) if kept else None,
+                                 "recall": right / len(truth) if truth else 0.0, "predictions": len(kept)}
     return {
         "per_edit": per_edit,
+        "at_thresholds": at_thresholds,
         "recall_at_1": statistics.mean(m["recall_at_1"] for m in per_edit.values()),
         "recall_at_1pct_flagged": statistics.mean(m["recall_at_1pct_flagged"] for m in per_edit.values()),
         "threshold_1pct_flagged": threshold,
@@ -164,6 +180,7 @@ def run_image_bench(
     index_params: dict[str, Any] | None = None,
     cache_dir: str | Path | None = ".vecsim-bench-cache",
     e2e_queries: int = 50,
+    rotations: bool = True,
     seed: int = 0,
     progress: Callable[[str], None] = lambda _: None,
     **store_options: Any,
@@ -189,18 +206,18 @@ def run_image_bench(
             load_corpus_into(store, corpus, progress)
             store.build_index()
             progress(f"searching {len(corpus.query_edit)} queries")
-            scores = score_results(search_queries(idx, corpus, top_k=5), corpus)
+            scores = score_results(search_queries(idx, corpus, top_k=5, rotations=rotations), corpus)
             progress("timing the embedding and end-to-end queries")
             sample = [load_rgb(p) for p in split.references[:64]]
             single_ms, batched_ms = time_embedding(desc, sample)
-            query_ms = sorted(end_to_end_query_ms(idx, split.references, e2e_queries, seed))
+            query_ms = sorted(end_to_end_query_ms(idx, split.references, e2e_queries, seed, rotations=rotations))
             code, graph = vector_bytes(store.spec.index, store.spec.dim)
             engine, index_spec = store.engine, store.spec.index.model_dump(mode="json")
     return ImageBenchReport(
         descriptor=corpus.descriptor, engine=engine, index=index_spec,
         references=len(split.references), non_matching=len(split.non_matching),
         distractor_images=len(split.distractors), extra_distractor_vectors=len(corpus.frame_vectors),
-        vectors=corpus.vectors_indexed, queries=len(corpus.query_edit), seed=seed,
+        vectors=corpus.vectors_indexed, queries=len(corpus.query_edit), seed=seed, rotations=rotations,
         embed_ms_single_median=single_ms, embed_ms_batched_median=batched_ms,
         embed_images_per_s=1000.0 / batched_ms,
         query_ms_median=statistics.median(query_ms), query_ms_p95=query_ms[int(0.95 * (len(query_ms) - 1))],

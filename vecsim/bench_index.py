@@ -133,16 +133,17 @@ def load_corpus_into(store: Any, corpus: Corpus, progress: Callable[[str], None]
     return len(records)
 
 
-def search_queries(idx: Any, corpus: Corpus, top_k: int = 5, chunk: int = 256) -> list[list[Any]]:
+def search_queries(idx: Any, corpus: Corpus, top_k: int = 5, chunk: int = 256, rotations: bool = True
+                   ) -> list[list[Any]]:
     """Every corpus query through the query path of ``CustomIndex.query`` for an image (the image
     and its quarter turns searched, per-asset aggregation, threshold 0, ``top_k`` assets), fed the
-    cached query descriptors. Searches are batched for speed, which gives each query vector the
-    same hits as alone."""
+    cached query descriptors (``rotations=False``: the image alone, as ``query(..., rotations=False)``).
+    Searches are batched for speed, which gives each query vector the same hits as alone."""
     from .aggregate import QueryFrame, aggregate, merge_hits
 
     store = idx._store
     per_frame = max(2 * top_k, CANDIDATES_PER_FRAME)
-    variants = [corpus.query_vectors, *corpus.query_vectors_turned]
+    variants = [corpus.query_vectors, *(corpus.query_vectors_turned if rotations else [])]
     hits = []
     for i in range(0, len(corpus.query_vectors), chunk):
         found = [store.search(v[i : i + chunk], limit=per_frame, per_asset=FRAMES_PER_ASSET) for v in variants]
@@ -161,7 +162,7 @@ def recall_at_1_per_edit(results: list[list[Any]], corpus: Corpus) -> dict[str, 
     return {k: sum(v) / len(v) for k, v in found.items()}
 
 
-def end_to_end_query_ms(idx: Any, photos: list[Path], n: int, seed: int = 0) -> list[float]:
+def end_to_end_query_ms(idx: Any, photos: list[Path], n: int, seed: int = 0, rotations: bool = True) -> list[float]:
     """Milliseconds of ``n`` ``CustomIndex.query`` calls (decode, embed, PDQ, search, aggregate),
     each of a random photo under a random standard edit (the edit is applied before timing)."""
     rng = random.Random(seed)
@@ -170,7 +171,7 @@ def end_to_end_query_ms(idx: Any, photos: list[Path], n: int, seed: int = 0) -> 
     for _ in range(n):
         image = rng.choice(edits)(load_rgb(rng.choice(photos)))
         t = time.perf_counter()
-        idx.query(image, top_k=5)
+        idx.query(image, top_k=5, rotations=rotations)
         query_ms.append((time.perf_counter() - t) * 1000)
     return query_ms
 

@@ -123,6 +123,9 @@ def query(
     top_k: Annotated[int, typer.Option(min=1, help="At most this many assets per query.")] = 5,
     threshold: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Minimum similarity_score (default 0.5).")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Write a PNG timeline of the matches (one per query: NAME-2.png, ...).")] = None,
+    rotations: Annotated[Optional[bool], typer.Option(
+        "--rotations/--no-rotations",
+        help="Also search each frame turned a quarter left and right (default: for images only).")] = None,
 ) -> None:
     """Query; prints one JSON line per query file: {"source", "output": [assets], ...}."""
     from .media import expand_sources
@@ -132,7 +135,7 @@ def query(
     with _open() as index:
         for i, src in enumerate(sources):
             try:
-                result = index.query(src, top_k=top_k, threshold=threshold)
+                result = index.query(src, top_k=top_k, threshold=threshold, rotations=rotations)
             except MediaError as exc:
                 _fail(str(exc))
                 failed += 1
@@ -212,6 +215,7 @@ def bench_images(
     index_type: Annotated[str, typer.Option(help="Index type of the benchmark collection.")] = "FLAT",
     index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, repeatable.")] = None,
     e2e_queries: Annotated[int, typer.Option(help="End-to-end image queries timed.")] = 50,
+    rotations: Annotated[bool, typer.Option(help="Search each query image's quarter turns too, as query() does.")] = True,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """DISC21-style benchmark: Recall@1, recall at 1 % flagged, micro-AP, recall at 90 % precision
@@ -226,7 +230,7 @@ def bench_images(
         families=families, exclude=skip, descriptor=state.descriptor, uri=state.index,
         collection=state.collection if state.index else "bench_images", index=index_type,
         index_params=parse_param_pairs(index_param or []) or None, cache_dir=cache, e2e_queries=e2e_queries,
-        seed=seed, progress=lambda m: typer.echo(m, err=True), **(state.store_options if state.index else {}),
+        rotations=rotations, seed=seed, progress=lambda m: typer.echo(m, err=True), **(state.store_options if state.index else {}),
     )
     stem = f"image-bench-{report.index['type']}"
     md, js = write_report(report, out, stem)

@@ -16,10 +16,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from .aggregate import QueryFrame, aggregate
+from .aggregate import QueryFrame, aggregate, merge_hits
 from .descriptors import Descriptor, load_descriptor
-from .descriptors.pdq import hamming, pdq_hashes
+from .descriptors.pdq import hamming, pdq_dihedral_hashes, pdq_hashes
 from .errors import (
     DescriptorMismatchError,
     IndexConfigError,
@@ -48,6 +49,8 @@ from .store import AssetRecord, CollectionSpec, FrameRow, VectorStore
 
 DEFAULT_URI = "vecsim.db"
 DEFAULT_COLLECTION = "vecsim"
+#: The extra query variants of ``query(..., rotations=True)``: a quarter turn left, and right.
+QUARTER_TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
 #: Default ``threshold`` on ``similarity_score``: a calibrated P(copy) of one half (see docs/calibration.md).
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_TOP_K = 5
@@ -252,31 +255,52 @@ class CustomIndex:
 
     # --- query ---------------------------------------------------------------------------------
 
-    def query(self, media: MediaInput, top_k: int = DEFAULT_TOP_K, threshold: float | None = None) -> QueryResult:
+    def query(self, media: MediaInput, top_k: int = DEFAULT_TOP_K, threshold: float | None = None,
+              rotations: bool | None = None) -> QueryResult:
         """Which indexed assets does ``media`` (image or video) copy? Up to ``top_k`` assets, best
         first, each with its matches at or above ``threshold`` (default :data:`DEFAULT_THRESHOLD`),
-        its matched ratio and its matched segments."""
+        its matched ratio and its matched segments.
+
+        ``rotations``: also search each query frame turned a quarter left and right, keeping the
+        best score per indexed frame, so a copy turned by 90 degrees is found. It triples the
+        embedding work, so the default (``None``) does it for image queries only."""
         if top_k < 1:
             raise InvalidRequestError(f"top_k must be at least 1, got {top_k}")
         threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         if not 0.0 <= threshold <= 1.0:
             raise InvalidRequestError(f"threshold must be in [0, 1], got {threshold}")
         stream = self._open(media)
-        batches = (([f.timestamp for f in batch], vectors, hashes)
-                   for batch, vectors, hashes in self._embedded_batches(stream))
+        turn = stream.media_type == "image" if rotations is None else bool(rotations)
+        batches = self._query_batches(stream, turn)
         frames, output = self._match(batches, stream.duration or 0.0, top_k, threshold)
         return QueryResult(
             source=stream.source, media_type=stream.media_type, duration=stream.duration or 0.0,
             query_frames=len(frames), output=output, warnings=stream.warnings,
         )
 
-    def _match(self, batches: Iterable[tuple[list[float], np.ndarray, list[str]]], duration: float, top_k: int,
-               threshold: float) -> tuple[list[QueryFrame], list[AssetMatch]]:
-        """Search and aggregate query frames given as (timestamps, vectors, PDQ hashes) batches."""
+    def _query_batches(self, stream: MediaStream, rotations: bool
+                       ) -> Iterator[tuple[list[float], list[np.ndarray], list[tuple[str, ...]]]]:
+        """(timestamps, [vectors of each variant], dihedral PDQ hashes) per batch of query frames;
+        the variants are the frames as they are, then (with ``rotations``) turned left and right."""
+        for batch in _batched(stream.frames, self.batch_size):
+            images = [f.image for f in batch]
+            variants = [self.descriptor.embed(images)]
+            if rotations:
+                for turn in QUARTER_TURNS:
+                    variants.append(self.descriptor.embed([im.transpose(turn) for im in images]))
+            yield [f.timestamp for f in batch], variants, pdq_dihedral_hashes(images)
+
+    def _match(self, batches: Iterable[tuple[list[float], list[np.ndarray], Sequence[str | tuple[str, ...]]]],
+               duration: float, top_k: int, threshold: float) -> tuple[list[QueryFrame], list[AssetMatch]]:
+        """Search and aggregate query frames given as (timestamps, vectors of each variant, PDQ
+        hashes) batches. A frame's variants are searched together; each indexed frame keeps the
+        best score any variant gave it."""
         per_frame = max(2 * top_k, CANDIDATES_PER_FRAME)
         frames: list[QueryFrame] = []
-        for timestamps, vectors, hashes in batches:
-            hits = self._store.search(vectors, limit=per_frame, per_asset=FRAMES_PER_ASSET)
+        for timestamps, variants, hashes in batches:
+            n = len(timestamps)
+            found = self._store.search(np.concatenate(variants), limit=per_frame, per_asset=FRAMES_PER_ASSET)
+            hits = [merge_hits([found[v * n + i] for v in range(len(variants))]) for i in range(n)]
             frames += [QueryFrame(t, h, hs) for t, h, hs in zip(timestamps, hashes, hits)]
         records = self._store.assets(sorted({h.task_id for qf in frames for h in qf.hits}))
         output = aggregate(

@@ -28,16 +28,33 @@ def pdq_hash(image: Image.Image) -> tuple[str, int]:
     (below ~50 the image is too flat for the hash to mean much)."""
     import pdqhash
 
+    bits, quality = pdqhash.compute(_hash_input(image))
+    return _bits_to_hex(bits), int(quality)
+
+
+def _hash_input(image: Image.Image) -> np.ndarray:
     im = image
     if max(im.size) > HASH_INPUT_SIZE:
         im = im.copy()
         im.thumbnail((HASH_INPUT_SIZE, HASH_INPUT_SIZE), Image.Resampling.BILINEAR)
-    bits, quality = pdqhash.compute(np.asarray(im.convert("RGB")))
-    return _bits_to_hex(bits), int(quality)
+    return np.asarray(im.convert("RGB"))
 
 
 def pdq_hashes(images: Sequence[Image.Image]) -> list[str]:
     return [pdq_hash(im)[0] for im in images]
+
+
+def pdq_dihedral_hashes(images: Sequence[Image.Image]) -> list[tuple[str, ...]]:
+    """The 8 dihedral PDQ hashes of each image (the image as it is first, then its turns and
+    mirrors), computed in one pass by PDQ itself. A query frame hashed this way scores as exact
+    against a mirrored or quarter-turned copy of itself (see :func:`exact_score`)."""
+    import pdqhash
+
+    out = []
+    for im in images:
+        hashes, _quality = pdqhash.compute_dihedral(_hash_input(im))
+        out.append(tuple(_bits_to_hex(np.asarray(h)) for h in hashes))
+    return out
 
 
 def hamming(a: str, b: str) -> int:
@@ -45,5 +62,8 @@ def hamming(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
-def exact_score(a: str, b: str) -> float:
-    return max(0.0, 1.0 - hamming(a, b) / UNRELATED_DISTANCE)
+def exact_score(query: str | Sequence[str], stored: str) -> float:
+    """``1 - hamming / 128`` (at least 0) between a stored hash and a query hash; given the
+    query's dihedral variants, the best of them, so mirrors and quarter turns still score high."""
+    variants = (query,) if isinstance(query, str) else query
+    return max(0.0, 1.0 - min(hamming(v, stored) for v in variants) / UNRELATED_DISTANCE)

@@ -1,0 +1,33 @@
+"""Query-time variants: quarter turns of a query image, merged per indexed frame."""
+
+from __future__ import annotations
+
+from vecsim import CustomIndex, edits
+from vecsim.aggregate import merge_hits
+from vecsim.store import Hit
+
+
+def _hit(task: str, frame: int, score: float) -> Hit:
+    return Hit(task, "g", frame, float(frame), float(frame + 1), "0" * 64, score)
+
+
+def test_merge_hits_keeps_each_frame_once_with_its_best_score():
+    merged = merge_hits([[_hit("a", 0, 0.5), _hit("b", 0, 0.4)], [_hit("a", 0, 0.9), _hit("a", 1, 0.3)], []])
+    assert [(h.task_id, h.frame, h.raw_score) for h in merged] == [("a", 0, 0.9), ("b", 0, 0.4), ("a", 1, 0.3)]
+    assert merge_hits([]) == []
+
+
+def test_a_quarter_turned_copy_is_found_as_an_image_query(tmp_path, photos):
+    with CustomIndex(str(tmp_path / "v.db")) as idx:
+        for name in ("astronaut", "coffee", "chelsea", "rocket"):
+            idx.add(photos[name], task_id=name)
+        for turn in (edits.rotate(90), edits.rotate(270)):
+            query = edits.jpeg(70)(turn(photos["chelsea"]))
+            plain = idx.query(query, threshold=0.0, rotations=False).output
+            turned = idx.query(query, threshold=0.0).output  # image query: turns by default
+            assert turned[0].task_id == "chelsea" and turned[0].score >= 0.9
+            best_plain = next((a.score for a in plain if a.task_id == "chelsea"), 0.0)
+            assert turned[0].score > best_plain  # the variants found a better match
+            assert turned[0].matches[0].exact_score >= 0.76  # dihedral PDQ: within PDQ's match distance
+        upright = idx.query(photos["coffee"], threshold=0.0)
+        assert upright.output[0].task_id == "coffee" and upright.output[0].score > 0.99
