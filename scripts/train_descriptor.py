@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import math
 import random
@@ -41,6 +40,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from vecsim.bench_corpus import list_images, load_rgb
 from vecsim.descriptors.efficientnet import EfficientNetGeM
+from vecsim.edits import hue, jpeg
 
 TRAIN_FRACTION = 3  # one file in three trains
 
@@ -72,9 +72,9 @@ def augment(im: Image.Image, rng: random.Random) -> Image.Image:
         lambda x: ImageEnhance.Contrast(x).enhance(rng.uniform(0.4, 2.2)),
         lambda x: ImageEnhance.Brightness(x).enhance(rng.uniform(0.4, 2.2)),
         lambda x: ImageEnhance.Color(x).enhance(rng.uniform(0.0, 3.0)),
-        lambda x: _hue(x, rng.uniform(0.05, 0.95)),
+        lambda x: hue(rng.uniform(0.05, 0.95))(x),
         lambda x: x.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 3.0))),
-        lambda x: _jpeg(x, rng.randint(15, 70)),
+        lambda x: jpeg(rng.randint(15, 70))(x),
         lambda x: ImageOps.mirror(x),
         lambda x: ImageOps.grayscale(x).convert("RGB"),
         lambda x: _noise(x, rng),
@@ -86,18 +86,6 @@ def augment(im: Image.Image, rng: random.Random) -> Image.Image:
     for _ in range(rng.randint(1, 3)):
         im = rng.choice(ops)(im.convert("RGB"))
     return im.convert("RGB")
-
-
-def _hue(im: Image.Image, shift: float) -> Image.Image:
-    hsv = np.asarray(im.convert("HSV")).copy()
-    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + round(shift * 256)) % 256
-    return Image.fromarray(hsv, "HSV").convert("RGB")
-
-
-def _jpeg(im: Image.Image, quality: int) -> Image.Image:
-    buf = io.BytesIO()
-    im.save(buf, format="JPEG", quality=quality)
-    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
 
 
 def _noise(im: Image.Image, rng: random.Random) -> Image.Image:

@@ -46,6 +46,20 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
+def list_videos(folder: str | Path | None) -> list[Path]:
+    if folder is None:
+        return []
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    """Write ``path`` whole or not at all (a temporary file, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
 def load_rgb(path: Path) -> Image.Image:
     return decode_image(path).read_all()[0].image
 
@@ -100,10 +114,7 @@ class Corpus:
         return len(self.ref_vectors) + len(self.image_distractor_vectors) + len(self.frame_vectors)
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **{k: np.asarray(v) for k, v in vars(self).items()})
-        tmp.replace(path)
+        _save_npz(path, **{k: np.asarray(v) for k, v in vars(self).items()})
 
     @classmethod
     def load(cls, path: Path) -> Corpus:
@@ -150,10 +161,9 @@ def _video_frames_1fps(path: Path) -> list[Image.Image]:
 def _distractor_sources(image_paths: list[Path], video_folder: Path | None) -> list[list[Image.Image] | Path]:
     """One entry per distractor video asset: a video's 1 fps frames, or an image to crop."""
     sources: list[list[Image.Image] | Path] = []
-    if video_folder is not None:
-        for p in sorted(video_folder.rglob("*")):
-            if p.suffix.lower() in VIDEO_EXTENSIONS and (frames := _video_frames_1fps(p)):
-                sources.append(frames)
+    for p in list_videos(video_folder):
+        if frames := _video_frames_1fps(p):
+            sources.append(frames)
     return sources + list(image_paths)
 
 
@@ -190,9 +200,8 @@ def load_or_build_frames(descriptor: Descriptor, split: BenchSplit, cache_dir: P
     to a whole number per source). Cached on their own: they do not depend on the references."""
     if extra_distractors <= 0:
         return np.zeros((0, descriptor.dim), np.float32), [], np.zeros(0, np.int64)
-    video_files = sorted(p for p in videos.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS) if videos else []
     key = json.dumps({"format": FORMAT, "descriptor": f"{descriptor.name}/{descriptor.version}",
-                      "videos": [p.name for p in video_files], "images": [p.name for p in split.distractors],
+                      "videos": [p.name for p in list_videos(videos)], "images": [p.name for p in split.distractors],
                       "extra_distractors": extra_distractors, "seed": seed}, sort_keys=True)
     path = None
     if cache_dir is not None:
@@ -218,40 +227,34 @@ def load_or_build_frames(descriptor: Descriptor, split: BenchSplit, cache_dir: P
     vectors, pdq = _embed_all(descriptor, frames(), per_source * len(sources), "distractor frames")
     group = np.array(groups, dtype=np.int64)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, vectors=vectors, pdq=np.array(pdq), group=group, key=key)
-        tmp.replace(path)
+        _save_npz(path, vectors=vectors, pdq=np.array(pdq), group=group, key=key)
     return vectors, pdq, group
 
 
 def _embed_queries(descriptor: Descriptor, images: Iterator[Image.Image], total: int
                    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Query vectors as ``CustomIndex.query`` makes them for an image: the image, and the image
-    turned a quarter left and right (``QUARTER_TURNS``); plus its PDQ hash."""
+    """Query vectors as ``CustomIndex.query`` makes them for an image (:func:`~vecsim.index.embed_variants`:
+    the image, then its quarter turns), and its PDQ hash."""
     from tqdm import tqdm
 
-    from .index import QUARTER_TURNS
+    from .index import embed_variants
 
-    plain, turned, hashes = [], [[] for _ in QUARTER_TURNS], []
+    batches, hashes = [], []
     with tqdm(total=total, desc="edited queries", unit="img") as bar:
         for batch in _batched(images, BATCH):
-            plain.append(descriptor.embed(batch))
-            for out, turn in zip(turned, QUARTER_TURNS):
-                out.append(descriptor.embed([im.transpose(turn) for im in batch]))
+            batches.append(embed_variants(descriptor, batch, rotations=True))
             hashes += pdq_hashes(batch)
             bar.update(len(batch))
-    return (np.concatenate(plain).astype(np.float32),
-            np.stack([np.concatenate(t) for t in turned]).astype(np.float32), hashes)
+    plain, *turned = (np.concatenate(v).astype(np.float32) for v in zip(*batches))
+    return plain, np.stack(turned), hashes
 
 
 def _key(descriptor: Descriptor, split: BenchSplit, videos: Path | None, extra_distractors: int,
          families: list[str] | None, seed: int) -> str:
-    video_files = sorted(p.name for p in videos.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS) if videos else []
     return json.dumps({
         "format": FORMAT, "descriptor": f"{descriptor.name}/{descriptor.version}",
         "references": [p.name for p in split.references], "non_matching": [p.name for p in split.non_matching],
-        "distractors": [p.name for p in split.distractors], "videos": video_files,
+        "distractors": [p.name for p in split.distractors], "videos": [p.name for p in list_videos(videos)],
         "extra_distractors": extra_distractors, "families": sorted(families or []), "seed": seed,
     }, sort_keys=True)
 

@@ -94,7 +94,7 @@ TABLE_HEADER = ("| engine | index | params | vectors | build s | bytes/vector (c
                 "search ms p50 / p95 | query ms p50 / p95 |\n|---|---|---|---|---|---|---|---|---|")
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[int(q * (len(values) - 1))]
 
@@ -222,7 +222,7 @@ def run_index_bench(
             index=store.spec.index.model_dump(mode="json"), vectors=corpus.vectors_indexed, assets=assets,
             build_s=build_s, code_bytes_per_vector=code, graph_bytes_per_vector=graph,
             recall_at_1=recall, recall_at_1_mean=statistics.mean(recall.values()),
-            search_ms_p50=statistics.median(search_ms), search_ms_p95=_percentile(search_ms, 0.95),
-            query_ms_p50=statistics.median(query_ms), query_ms_p95=_percentile(query_ms, 0.95),
+            search_ms_p50=statistics.median(search_ms), search_ms_p95=percentile(search_ms, 0.95),
+            query_ms_p50=statistics.median(query_ms), query_ms_p95=percentile(query_ms, 0.95),
             queries=len(corpus.query_edit),
         )

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .media import VIDEO_EXTENSIONS
-from .metrics import segment_ap
+from .metrics import intersection_length, interval_length, interval_union, segment_ap
 
 
 @dataclass
@@ -76,15 +76,8 @@ class VideoBenchReport:
 
 def _overlap(segs: list[tuple[float, float]], truth: tuple[float, float]) -> tuple[float, float]:
     """(length of the union of segs, its overlap with truth)."""
-    merged: list[list[float]] = []
-    for a, b in sorted(segs):
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    total = sum(b - a for a, b in merged)
-    inter = sum(max(0.0, min(b, truth[1]) - max(a, truth[0])) for a, b in merged)
-    return total, inter
+    merged = interval_union(segs)
+    return interval_length(merged), intersection_length(merged, [truth])
 
 
 def make_queries(refs: list[Path], out_dir: Path) -> list[VideoQuery]:

@@ -51,6 +51,17 @@ DEFAULT_URI = "vecsim.db"
 DEFAULT_COLLECTION = "vecsim"
 #: The extra query variants of ``query(..., rotations=True)``: a quarter turn left, and right.
 QUARTER_TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
+
+
+def embed_variants(descriptor: Descriptor, images: list[Image.Image], rotations: bool) -> list[np.ndarray]:
+    """The query vectors of a batch of frames: the frames as they are, then (with ``rotations``)
+    each quarter turn of :data:`QUARTER_TURNS`; one ``(len(images), dim)`` array per variant."""
+    variants = [descriptor.embed(images)]
+    if rotations:
+        variants += [descriptor.embed([im.transpose(turn) for im in images]) for turn in QUARTER_TURNS]
+    return variants
+
+
 #: Default ``threshold`` on ``similarity_score``: a calibrated P(copy) of one half (see docs/calibration.md).
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_TOP_K = 5
@@ -284,11 +295,8 @@ class CustomIndex:
         the variants are the frames as they are, then (with ``rotations``) turned left and right."""
         for batch in _batched(stream.frames, self.batch_size):
             images = [f.image for f in batch]
-            variants = [self.descriptor.embed(images)]
-            if rotations:
-                for turn in QUARTER_TURNS:
-                    variants.append(self.descriptor.embed([im.transpose(turn) for im in images]))
-            yield [f.timestamp for f in batch], variants, pdq_dihedral_hashes(images)
+            yield [f.timestamp for f in batch], embed_variants(self.descriptor, images, rotations), \
+                pdq_dihedral_hashes(images)
 
     def _match(self, batches: Iterable[tuple[list[float], list[np.ndarray], Sequence[str | tuple[str, ...]]]],
                duration: float, top_k: int, threshold: float) -> tuple[list[QueryFrame], list[AssetMatch]]:

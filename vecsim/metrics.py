@@ -253,7 +253,7 @@ def recall_at_fpr(
 # VSC2022 matching track: segment AP
 
 
-def _union(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+def interval_union(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
     """Disjoint, sorted union of closed intervals (touching ones merged)."""
     merged: list[list[float]] = []
     for a, b in sorted(intervals):
@@ -264,11 +264,11 @@ def _union(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]
     return [(a, b) for a, b in merged]
 
 
-def _length(intervals: list[tuple[float, float]]) -> float:
+def interval_length(intervals: list[tuple[float, float]]) -> float:
     return sum(b - a for a, b in intervals)
 
 
-def _intersection_length(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
+def intersection_length(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
     """Length of the intersection of two disjoint sorted unions (two-pointer sweep)."""
     i = j = 0
     total = 0.0
@@ -308,7 +308,7 @@ def segment_precision_recall_curve(
         lo, hi = axes[axis]
         return getattr(seg, lo), getattr(seg, hi)
 
-    gt_total = [sum(_length(_union(span(g, ax) for g in pair_gts)) for pair_gts in gt_by_pair.values())
+    gt_total = [sum(interval_length(interval_union(span(g, ax) for g in pair_gts)) for pair_gts in gt_by_pair.values())
                 for ax in (0, 1)]
     # per pair: its predictions so far, and its current (intersection, predicted length) per axis
     pair_preds: dict[tuple[Hashable, Hashable], list[SegmentMatch]] = {}
@@ -324,9 +324,9 @@ def segment_precision_recall_curve(
             old_inter, old_total = pair_state.get(key, ([0.0, 0.0], [0.0, 0.0]))
             new_inter, new_total = [0.0, 0.0], [0.0, 0.0]
             for ax in (0, 1):
-                pred_u = _union(span(x, ax) for x in pp)
-                new_total[ax] = _length(pred_u)
-                new_inter[ax] = _intersection_length(pred_u, _union(span(g, ax) for g in considered))
+                pred_u = interval_union(span(x, ax) for x in pp)
+                new_total[ax] = interval_length(pred_u)
+                new_inter[ax] = intersection_length(pred_u, interval_union(span(g, ax) for g in considered))
                 inter[ax] += new_inter[ax] - old_inter[ax]
                 total[ax] += new_total[ax] - old_total[ax]
             pair_state[key] = (new_inter, new_total)
