@@ -9,7 +9,8 @@ and every reference and non-matching photo is queried under the 14 standard edit
 index, with the raw cosine as score. Positives: each copy query's score for its original.
 Negatives: every other asset a query returned (its top 5), i.e. exactly what a threshold must
 reject. Isotonic regression, positives and negatives weighted 50/50, gives raw cosine ->
-P(copy). The benchmark then reports precision and recall at fixed thresholds on photos the fit
+P(copy). The same pairs' PDQ ``exact_score`` (queries whose hash is reliable) give the PDQ part
+(:func:`vecsim.calibration.fit_exact_part`). The benchmark then reports precision and recall at fixed thresholds on photos the fit
 never saw (docs/calibration.md). The file goes to vecsim/descriptors/data/.
 """
 
@@ -23,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from vecsim.bench_corpus import build_corpus, list_images, split_folder
+from vecsim.bench_corpus import list_images, load_or_build_corpus, split_folder
+from vecsim.aggregate import TURN_PENALTY
 from vecsim.bench_index import load_corpus_into, search_queries
-from vecsim.calibration import Calibration, fit_calibration
+from vecsim.calibration import EXACT_FLOOR, Calibration, fit_calibration, fit_exact_part
 from vecsim.descriptors import DEFAULT_DESCRIPTOR, load_descriptor
+from vecsim.descriptors.pdq import MIN_QUALITY
 from vecsim.index import CustomIndex
 
 
@@ -42,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--descriptor", default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="calibration JSON path (default: the package's data folder)")
+    ap.add_argument("--cache", type=Path, default=Path(".vecsim-bench-cache"), help="descriptor corpus cache folder")
     args = ap.parse_args(argv)
 
     name = args.descriptor or DEFAULT_DESCRIPTOR
@@ -51,14 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     split = split_folder(args.photos, args.distractors, exclude=others, seed=args.seed)
     print(f"{len(split.references)} references, {len(split.non_matching)} non-matching, "
           f"{len(split.distractors)} distractors", file=sys.stderr)
-    corpus = build_corpus(desc, split, seed=args.seed)
+    corpus = load_or_build_corpus(desc, split, args.cache, seed=args.seed)
     with tempfile.TemporaryDirectory() as tmp, CustomIndex(f"{tmp}/fit.db", descriptor=desc) as idx:
         load_corpus_into(idx._store, corpus, lambda m: None)
         results = search_queries(idx, corpus, top_k=5)
-    pos, neg = [], []
-    for ref, out in zip(corpus.query_ref, results):
+    pos, neg, pos_exact, neg_exact = [], [], [], []
+    for ref, quality, out in zip(corpus.query_ref, corpus.query_pdq_quality, results):
         for asset in out:
-            (pos if asset.task_id == f"ref{ref}" else neg).append(asset.matches[0].similarity_score)
+            right = asset.task_id == f"ref{ref}"
+            (pos if right else neg).append(asset.matches[0].similarity_score)
+            if quality >= MIN_QUALITY:
+                (pos_exact if right else neg_exact).append(asset.matches[0].exact_score)
     notes = {
         "fitted_on": f"{Path(args.photos).name}/: {'the descriptor training photos' if train else 'all photos'} "
                      f"({len(split.references)} references, {len(split.non_matching)} non-matching) + "
@@ -66,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         "positives": len(pos),
         "negatives": len(neg),
         "weighting": "positives and negatives weighted 50/50",
+        "turn_penalty": TURN_PENALTY,
+        "exact_part": f"PDQ exact_score of the same pairs, queries of PDQ quality >= {MIN_QUALITY} "
+                      f"({len(pos_exact)} positives, {len(neg_exact)} negatives), 0 below {EXACT_FLOOR}",
     }
     cal = fit_calibration(np.array(pos), np.array(neg), desc.name, desc.version, notes=notes)
+    cal = fit_exact_part(cal, np.array(pos_exact), np.array(neg_exact))
     out = Path(args.out) if args.out else (
         Path(__file__).resolve().parents[1] / "vecsim" / "descriptors" / "data"
         / f"{desc.name}-v{desc.version}.calibration.json"

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vecsim.calibration import Calibration, fit_calibration, isotonic
+from vecsim.aggregate import QueryFrame, aggregate
+from vecsim.calibration import EXACT_FLOOR, Calibration, fit_calibration, fit_exact_part, isotonic
 from vecsim.descriptors import load_descriptor
+from vecsim.descriptors.pdq import MIN_QUALITY
+from vecsim.store import AssetRecord, Hit
 
 
 def test_isotonic_hand_computed():
@@ -56,3 +59,57 @@ def test_every_shipped_calibration_is_monotone_in_0_1_and_says_what_it_was_fitte
     assert np.all(np.diff(y) >= 0) and y.min() >= 0 and y.max() <= 1
     assert cal(1.0) == 1.0 and cal(-1.0) == 0.0
     assert cal.notes["positives"] > 100 and cal.notes["negatives"] > 100 and "fitted_on" in cal.notes
+
+
+def _with_exact(rng: np.random.Generator) -> Calibration:
+    cal = fit_calibration(rng.normal(0.8, 0.1, 400).clip(-1, 1), rng.normal(0.45, 0.1, 1600).clip(-1, 1), "d", "1")
+    # PDQ exact_score: copies the hash sees sit near 1, copies it does not (crops) and other
+    # photos near 0 (unrelated hashes are ~128 bits apart)
+    pos = np.concatenate([rng.normal(0.9, 0.06, 300), rng.normal(0.05, 0.05, 100)]).clip(0, 1)
+    neg = rng.normal(0.05, 0.06, 1600).clip(0, 1)
+    return fit_exact_part(cal, pos, neg)
+
+
+def test_the_pdq_part_is_monotone_zero_below_the_floor_and_one_for_identical_hashes():
+    cal = _with_exact(np.random.default_rng(1))
+    grid = np.linspace(0, 1, 1001)
+    y = np.array([cal.score(-1.0, e) for e in grid])
+    assert np.all(np.diff(y) >= 0) and y.min() == 0.0 and y.max() == 1.0
+    assert np.all(y[grid < EXACT_FLOOR] == 0.0)  # weak hash evidence never lifts a score
+    assert cal.score(-1.0, 1.0) == 1.0 and cal.score(-1.0, 0.8) > 0.9
+    assert Calibration.from_json(cal.to_json()) == cal
+
+
+def test_score_is_the_larger_of_the_two_and_ignores_an_unreliable_hash():
+    cal = _with_exact(np.random.default_rng(2))
+    assert cal.score(0.3, None) == pytest.approx(float(cal(0.3)))
+    assert cal.score(0.3, 0.95) > 0.9 > float(cal(0.3))
+    assert cal.score(0.95, 0.0) == pytest.approx(float(cal(0.95)))
+    assert Calibration.linear("d", "1").score(0.3, 1.0) == pytest.approx(0.3)  # no PDQ part: cosine only
+
+
+def test_a_pdq_part_needs_a_distance_that_separates():
+    cal = fit_calibration(np.array([0.9, 0.8]), np.array([0.2, 0.3]), "d", "1")
+    with pytest.raises(ValueError, match="separates"):
+        fit_exact_part(cal, np.array([0.1, 0.2]), np.array([0.1, 0.3]))
+
+
+def test_the_default_descriptor_ships_a_pdq_part():
+    cal = load_descriptor(None).calibration
+    assert cal.exact_x and cal.score(-1.0, EXACT_FLOOR - 0.01) == 0.0 and cal.score(-1.0, 1.0) == 1.0
+
+
+def _frame(quality: int) -> tuple[QueryFrame, dict[str, AssetRecord]]:
+    stored = "f" * 64
+    hit = Hit("a", "g", 0, 0.0, 1.0, stored, 0.3)
+    return QueryFrame(0.0, (stored,), [hit], quality), {"a": AssetRecord("a", "g", "image", "a.jpg", 0.0, 1)}
+
+
+@pytest.mark.parametrize("quality, lifted", [(100, True), (MIN_QUALITY - 1, False)])
+def test_aggregate_lets_a_reliable_query_hash_lift_the_similarity(quality, lifted):
+    cal = _with_exact(np.random.default_rng(3))
+    frame, records = _frame(quality)
+    (asset,) = aggregate([frame], records, cal, threshold=0.0, top_k=5, interval=1.0, query_duration=0.0)
+    match = asset.matches[0]
+    assert match.exact_score == 1.0
+    assert match.similarity_score == (1.0 if lifted else pytest.approx(float(cal(0.3)), abs=1e-6))

@@ -51,12 +51,12 @@ def test_dihedral_pdq_scores_turns_and_mirrors_as_exact(photos):
         stored, _ = pdq_hash(im)
         for edit in (edits.hflip, edits.rotate(90), edits.rotate(180), edits.rotate(270),
                      lambda x: edits.hflip(edits.rotate(90)(x))):
-            query = pdq_dihedral_hashes([edit(im)])[0]
-            assert len(query) == 8 and query[0] == pdq_hash(edit(im))[0]  # the plain hash first
+            query, quality = pdq_dihedral_hashes([edit(im)])[0]
+            assert len(query) == 8 and (query[0], quality) == pdq_hash(edit(im))  # the plain hash first
             assert exact_score(query, stored) >= 0.8, name
             assert exact_score(query[0], stored) < 0.5  # without the variants it would not
         for edit in (edits.center_crop(0.5), edits.rotate(25)):
-            assert exact_score(pdq_dihedral_hashes([edit(im)])[0], stored) < 0.76  # PDQ's match line: 31 bits
+            assert exact_score(pdq_dihedral_hashes([edit(im)])[0].hashes, stored) < 0.76  # PDQ's match line: 31 bits
 
 
 def test_the_projection_is_the_shipped_one_and_versioned(photos):

@@ -12,9 +12,17 @@ def _hit(task: str, frame: int, score: float) -> Hit:
 
 
 def test_merge_hits_keeps_each_frame_once_with_its_best_score():
-    merged = merge_hits([[_hit("a", 0, 0.5), _hit("b", 0, 0.4)], [_hit("a", 0, 0.9), _hit("a", 1, 0.3)], []])
+    variants = [[_hit("a", 0, 0.5), _hit("b", 0, 0.4)], [_hit("a", 0, 0.9), _hit("a", 1, 0.3)], []]
+    merged = merge_hits(variants, turn_penalty=0.0)
     assert [(h.task_id, h.frame, h.raw_score) for h in merged] == [("a", 0, 0.9), ("b", 0, 0.4), ("a", 1, 0.3)]
     assert merge_hits([]) == []
+
+
+def test_a_turned_variant_counts_the_turn_penalty_less():
+    variants = [[_hit("a", 0, 0.5), _hit("b", 0, 0.4)], [_hit("a", 0, 0.9), _hit("b", 0, 0.42)]]
+    merged = merge_hits(variants, turn_penalty=0.05)
+    # a: the turned 0.9 still wins at 0.85; b: the upright 0.4 beats the turned 0.42 - 0.05
+    assert [(h.task_id, round(h.raw_score, 6)) for h in merged] == [("a", 0.85), ("b", 0.4)]
 
 
 def test_a_quarter_turned_copy_is_found_as_an_image_query(tmp_path, photos):

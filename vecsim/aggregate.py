@@ -1,7 +1,9 @@
 """Query aggregation: frame-level hits -> per-asset match lists, segments and ranking.
 
-For each asset and query frame the store gives up to a few candidate frames. Hits of uncommitted
-generations and below the threshold are dropped. Temporal alignment (:mod:`vecsim.alignment`)
+For each asset and query frame the store gives up to a few candidate frames. Each hit's
+``similarity_score`` is the descriptor's calibration of its cosine, or of its PDQ ``exact_score``
+where that is higher and the query frame's hash is reliable (:meth:`Calibration.score`). Hits of
+uncommitted generations and below the threshold are dropped. Temporal alignment (:mod:`vecsim.alignment`)
 chains candidates whose times move forward consistently; each query timestamp then gets one
 match per asset (at most once per asset): the candidate on the best chain through it, else its
 best-scoring candidate. Then:
@@ -21,13 +23,19 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .alignment import Point, find_chains, still_runs
 from .calibration import Calibration
-from .descriptors.pdq import exact_score
+from .descriptors.pdq import MIN_QUALITY, exact_score
 from .schema import AssetMatch, Match, Segment
 from .store import AssetRecord, Hit
+
+
+#: Cosine taken off a match found by a turned query variant: a quarter-turned copy is rarer than
+#: an upright one, and without it the two extra searches lift unrelated photos more than copies
+#: (chosen on the descriptor's training photos, docs/benchmark.md).
+TURN_PENALTY = 0.05
 
 
 @dataclass(frozen=True)
@@ -35,14 +43,18 @@ class QueryFrame:
     timestamp: float
     pdq: str | tuple[str, ...]  # the frame's PDQ hash, or its 8 dihedral variants (plain first)
     hits: list[Hit]
+    pdq_quality: int  # PDQ's 0..100 quality of the frame: below MIN_QUALITY its hash is no evidence
 
 
-def merge_hits(variant_hits: Sequence[list[Hit]]) -> list[Hit]:
-    """The hits of several variants of one query frame (e.g. turned by 90 degrees) as one list:
-    each indexed frame once, with the best score any variant gave it, best first."""
+def merge_hits(variant_hits: Sequence[list[Hit]], turn_penalty: float = TURN_PENALTY) -> list[Hit]:
+    """The hits of several variants of one query frame (the frame as it is first, then e.g. its
+    quarter turns) as one list: each indexed frame once, with the best score any variant gave it,
+    best first. A hit of a turned variant scores ``turn_penalty`` less (see :data:`TURN_PENALTY`)."""
     best: dict[tuple[str, str, int], Hit] = {}
-    for hits in variant_hits:
+    for v, hits in enumerate(variant_hits):
         for h in hits:
+            if v and turn_penalty:
+                h = replace(h, raw_score=h.raw_score - turn_penalty)
             key = (h.task_id, h.generation, h.frame)
             if key not in best or h.raw_score > best[key].raw_score:
                 best[key] = h
@@ -52,7 +64,8 @@ def merge_hits(variant_hits: Sequence[list[Hit]]) -> list[Hit]:
 @dataclass
 class _Candidate:
     record: AssetRecord
-    hits: dict[float, list[tuple[float, Hit]]] = field(default_factory=dict)  # query ts -> [(similarity, hit)]
+    # query ts -> [(similarity_score, exact_score, hit)]
+    hits: dict[float, list[tuple[float, float, Hit]]] = field(default_factory=dict)
 
 
 def aggregate(
@@ -71,14 +84,14 @@ def aggregate(
             record = records.get(hit.task_id)
             if record is None or record.generation != hit.generation:
                 continue  # removed, or an add / replace that has not committed
-            sim = float(calibration(hit.raw_score))
+            exact = exact_score(qf.pdq, hit.pdq)
+            sim = calibration.score(hit.raw_score, exact if qf.pdq_quality >= MIN_QUALITY else None)
             if sim < threshold:
                 continue
             cand = candidates.setdefault(hit.task_id, _Candidate(record))
-            cand.hits.setdefault(qf.timestamp, []).append((sim, hit))
-    pdq_by_ts = {qf.timestamp: qf.pdq for qf in frames}
+            cand.hits.setdefault(qf.timestamp, []).append((sim, exact, hit))
     n_query = max(1, len(frames))
-    results = [_asset_result(c, pdq_by_ts, n_query, interval, query_duration) for c in candidates.values()]
+    results = [_asset_result(c, n_query, interval, query_duration) for c in candidates.values()]
     results.sort(key=lambda a: (a.score, len(a.matches), max(m.exact_score for m in a.matches)), reverse=True)
     return results[:top_k]
 
@@ -92,19 +105,18 @@ def _match_time(q: float, hit: Hit, offset: float | None, interval: float) -> fl
     return round(t, 3)
 
 
-def _asset_result(cand: _Candidate, pdq_by_ts: dict[float, str | tuple[str, ...]], n_query: int, interval: float,
-                  query_duration: float) -> AssetMatch:
-    best = {q: max(options, key=lambda o: o[0])[1] for q, options in cand.hits.items()}
+def _asset_result(cand: _Candidate, n_query: int, interval: float, query_duration: float) -> AssetMatch:
+    best = {q: max(options, key=lambda o: o[0])[2] for q, options in cand.hits.items()}
     short = [h.timestamp - q for q, h in best.items() if h.span_end - h.timestamp <= 1.5 * interval]
     offset = statistics.median(short) if short else None
     points: list[Point] = []
-    hit_of: dict[int, Hit] = {}
+    exact_of: dict[int, float] = {}
     for q, options in cand.hits.items():
-        for sim, hit in options:
+        for sim, exact, hit in options:
             m = _match_time(q, hit, offset, interval)
             p = Point(q=q, m=m, m_end=max(m, min(hit.span_end, m + interval)), score=sim)
             points.append(p)
-            hit_of[id(p)] = hit
+            exact_of[id(p)] = exact
     chains = still_runs(points) if cand.record.media_type == "image" else find_chains(points, interval=interval)
     chosen: dict[float, Point] = {}
     for chain in chains:  # best chain first: it decides the match of each of its query seconds
@@ -117,7 +129,7 @@ def _asset_result(cand: _Candidate, pdq_by_ts: dict[float, str | tuple[str, ...]
             query_timestamp=q,
             matching_timestamp=p.m,
             similarity_score=round(p.score, 6),
-            exact_score=round(exact_score(pdq_by_ts[q], hit_of[id(p)].pdq), 6),
+            exact_score=round(exact_of[id(p)], 6),
         )
         for q, p in sorted(chosen.items())
     ]

@@ -32,14 +32,16 @@ import numpy as np
 from PIL import Image
 
 from .descriptors import Descriptor
-from .descriptors.pdq import pdq_hashes
+from .descriptors.pdq import DihedralHash, pdq_dihedral_hashes, pdq_hashes
 from .edits import select_edits
 from .errors import MediaError
 from .index import _batched
 from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, decode_image, open_media
 
 #: Bumped when the corpus layout or the way it is made changes: old cache files are not reused.
-FORMAT = 2
+FORMAT = 3
+#: The same for the cached extra distractor frames (their own files, unchanged since format 2).
+FRAMES_FORMAT = 2
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -104,7 +106,8 @@ class Corpus:
     frame_group: np.ndarray  # int: which distractor video asset each frame belongs to
     query_vectors: np.ndarray
     query_vectors_turned: np.ndarray  # (2, queries, dim): each query turned a quarter left, and right
-    query_pdq: list[str]
+    query_pdq: list[tuple[str, ...]]  # each query's 8 dihedral PDQ hashes, as query() hashes it
+    query_pdq_quality: np.ndarray  # int: PDQ quality of each query
     query_edit: list[str]
     query_ref: np.ndarray  # int: the reference each query copies, -1 for a non-matching query
     query_source: list[str]  # file name of the photo the query was made from
@@ -120,9 +123,9 @@ class Corpus:
     def load(cls, path: Path) -> Corpus:
         with np.load(path) as z:
             d = {k: z[k] for k in z.files}
-        for key in ("ref_names", "ref_pdq", "image_distractor_pdq", "frame_pdq", "query_pdq", "query_edit",
-                    "query_source"):
+        for key in ("ref_names", "ref_pdq", "image_distractor_pdq", "frame_pdq", "query_edit", "query_source"):
             d[key] = [str(x) for x in d[key]]
+        d["query_pdq"] = [tuple(str(h) for h in row) for row in d["query_pdq"]]
         d["descriptor"], d["key"] = str(d["descriptor"]), str(d["key"])
         return cls(**d)
 
@@ -200,7 +203,7 @@ def load_or_build_frames(descriptor: Descriptor, split: BenchSplit, cache_dir: P
     to a whole number per source). Cached on their own: they do not depend on the references."""
     if extra_distractors <= 0:
         return np.zeros((0, descriptor.dim), np.float32), [], np.zeros(0, np.int64)
-    key = json.dumps({"format": FORMAT, "descriptor": f"{descriptor.name}/{descriptor.version}",
+    key = json.dumps({"format": FRAMES_FORMAT, "descriptor": f"{descriptor.name}/{descriptor.version}",
                       "videos": [p.name for p in list_videos(videos)], "images": [p.name for p in split.distractors],
                       "extra_distractors": extra_distractors, "seed": seed}, sort_keys=True)
     path = None
@@ -232,9 +235,9 @@ def load_or_build_frames(descriptor: Descriptor, split: BenchSplit, cache_dir: P
 
 
 def _embed_queries(descriptor: Descriptor, images: Iterator[Image.Image], total: int
-                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Query vectors as ``CustomIndex.query`` makes them for an image (:func:`~vecsim.index.embed_variants`:
-    the image, then its quarter turns), and its PDQ hash."""
+                   ) -> tuple[np.ndarray, np.ndarray, list[DihedralHash]]:
+    """Query vectors and hashes as ``CustomIndex.query`` makes them for an image
+    (:func:`~vecsim.index.embed_variants`: the image, then its quarter turns; its dihedral PDQ hashes)."""
     from tqdm import tqdm
 
     from .index import embed_variants
@@ -243,7 +246,7 @@ def _embed_queries(descriptor: Descriptor, images: Iterator[Image.Image], total:
     with tqdm(total=total, desc="edited queries", unit="img") as bar:
         for batch in _batched(images, BATCH):
             batches.append(embed_variants(descriptor, batch, rotations=True))
-            hashes += pdq_hashes(batch)
+            hashes += pdq_dihedral_hashes(batch)
             bar.update(len(batch))
     plain, *turned = (np.concatenate(v).astype(np.float32) for v in zip(*batches))
     return plain, np.stack(turned), hashes
@@ -299,8 +302,9 @@ def build_corpus(
         ref_names=[p.name for p in split.references], ref_vectors=ref_vectors, ref_pdq=ref_pdq,
         image_distractor_vectors=dis_vectors, image_distractor_pdq=dis_pdq,
         frame_vectors=f_vectors, frame_pdq=f_pdq, frame_group=groups,
-        query_vectors=q_vectors, query_vectors_turned=q_turned, query_pdq=q_pdq, query_edit=q_edit, query_ref=np.array(q_ref, dtype=np.int64),
-        query_source=q_source,
+        query_vectors=q_vectors, query_vectors_turned=q_turned, query_pdq=[h.hashes for h in q_pdq],
+        query_pdq_quality=np.array([h.quality for h in q_pdq], dtype=np.int64), query_edit=q_edit,
+        query_ref=np.array(q_ref, dtype=np.int64), query_source=q_source,
     )
 
 

@@ -149,9 +149,9 @@ def search_queries(idx: Any, corpus: Corpus, top_k: int = 5, chunk: int = 256, r
         found = [store.search(v[i : i + chunk], limit=per_frame, per_asset=FRAMES_PER_ASSET) for v in variants]
         hits += [merge_hits(per_variant) for per_variant in zip(*found)]
     records = store.assets(sorted({h.task_id for hs in hits for h in hs}))
-    return [aggregate([QueryFrame(0.0, pdq, hs)], records, idx.descriptor.calibration, threshold=0.0, top_k=top_k,
-                      interval=1.0 / idx.fps, query_duration=0.0)
-            for pdq, hs in zip(corpus.query_pdq, hits)]
+    return [aggregate([QueryFrame(0.0, pdq, hs, int(quality))], records, idx.descriptor.calibration, threshold=0.0,
+                      top_k=top_k, interval=1.0 / idx.fps, query_duration=0.0)
+            for pdq, quality, hs in zip(corpus.query_pdq, corpus.query_pdq_quality, hits)]
 
 
 def recall_at_1_per_edit(results: list[list[Any]], corpus: Corpus) -> dict[str, float]:

@@ -6,16 +6,30 @@ the hard negatives a threshold has to reject) with isotonic regression, so that
 ``similarity_score`` reads as the probability that a returned match is a true copy. It is stored
 as knots of a piecewise-linear function, anchored so that a raw score of 1.0 (the same pixels)
 maps to 1.0. The file ships inside the package next to the descriptor it belongs to.
+
+A calibration can also map the PDQ ``exact_score`` of a match to P(copy), fitted on the same
+pairs. PDQ shrugs off what hurts an embedding most (heavy blur, brightness, re-compression), so
+when the query frame's hash is reliable ``similarity_score`` is the larger of the two
+probabilities (:meth:`Calibration.score`). Only strong PDQ evidence counts: below
+``EXACT_FLOOR`` (a 64-bit distance, twice Meta's match threshold and eight standard deviations
+from unrelated images) or where the fitted probability is under one half, the PDQ part is 0, so
+it can raise a copy the hash recognises and never lifts an unrelated image.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+#: ``exact_score`` (``1 - hamming / 128``) below which the PDQ part of a calibration is 0.
+EXACT_FLOOR = 0.5
+#: Fitted P(copy) below which the PDQ part is 0: a hash distance alone never lifts a score to
+#: "unsure".
+EXACT_MIN_LEVEL = 0.5
 
 
 @dataclass(frozen=True)
@@ -26,18 +40,24 @@ class Calibration:
     y: tuple[float, ...]  # calibrated values, non-decreasing, in [0, 1]
     method: str = "isotonic"
     notes: dict[str, Any] = field(default_factory=dict)
+    exact_x: tuple[float, ...] = ()  # PDQ exact_score knots, increasing (empty: no PDQ part)
+    exact_y: tuple[float, ...] = ()  # P(copy) at those knots, non-decreasing, in [0, 1]
 
     def __post_init__(self) -> None:
-        x, y = np.asarray(self.x), np.asarray(self.y)
-        if len(x) < 2 or len(x) != len(y):
-            raise ValueError("a calibration needs at least two (x, y) knots of equal count")
-        if np.any(np.diff(x) <= 0) or np.any(np.diff(y) < 0):
-            raise ValueError("calibration knots must be increasing in x and non-decreasing in y")
-        if y.min() < 0 or y.max() > 1:
-            raise ValueError("calibrated values must lie in [0, 1]")
+        _check_knots(self.x, self.y)
+        if self.exact_x or self.exact_y:
+            _check_knots(self.exact_x, self.exact_y)
 
     def __call__(self, raw: np.ndarray | float) -> np.ndarray:
         return np.clip(np.interp(raw, self.x, self.y), 0.0, 1.0)
+
+    def score(self, raw: float, exact: float | None = None) -> float:
+        """``similarity_score`` of a match: the calibrated raw cosine, or the calibrated PDQ
+        ``exact`` score where that is higher (``exact=None``: the query hash is unreliable)."""
+        s = float(self(raw))
+        if exact is not None and self.exact_x:
+            s = max(s, float(np.clip(np.interp(exact, self.exact_x, self.exact_y), 0.0, 1.0)))
+        return s
 
     def inverse(self, score: float) -> float:
         """The smallest raw score whose calibrated value reaches ``score`` (for store-side pruning)."""
@@ -61,6 +81,7 @@ class Calibration:
                 "method": self.method,
                 "x": list(self.x),
                 "y": list(self.y),
+                **({"exact": {"x": list(self.exact_x), "y": list(self.exact_y)}} if self.exact_x else {}),
                 "notes": self.notes,
             },
             indent=1,
@@ -76,6 +97,8 @@ class Calibration:
             y=tuple(d["y"]),
             method=d.get("method", "isotonic"),
             notes=d.get("notes", {}),
+            exact_x=tuple(d.get("exact", {}).get("x", ())),
+            exact_y=tuple(d.get("exact", {}).get("y", ())),
         )
 
     @classmethod
@@ -86,6 +109,16 @@ class Calibration:
     def linear(cls, descriptor_name: str, descriptor_version: str) -> Calibration:
         """Raw cosine clipped to [0, 1]: explicitly *uncalibrated*, for descriptors without a fit."""
         return cls(descriptor_name, descriptor_version, (0.0, 1.0), (0.0, 1.0), method="linear")
+
+
+def _check_knots(x_knots: tuple[float, ...], y_knots: tuple[float, ...]) -> None:
+    x, y = np.asarray(x_knots), np.asarray(y_knots)
+    if len(x) < 2 or len(x) != len(y):
+        raise ValueError("a calibration needs at least two (x, y) knots of equal count")
+    if np.any(np.diff(x) <= 0) or np.any(np.diff(y) < 0):
+        raise ValueError("calibration knots must be increasing in x and non-decreasing in y")
+    if y.min() < 0 or y.max() > 1:
+        raise ValueError("calibrated values must lie in [0, 1]")
 
 
 def isotonic(values: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -122,6 +155,29 @@ def fit_calibration(
 ) -> Calibration:
     """Fit raw score -> P(copy) on labelled pairs, with positives and negatives weighted equally
     in total (so the curve does not depend on how many pairs of each kind were drawn)."""
+    xs, ys = _fit_knots(positives, negatives, low=-1.0)
+    return Calibration(descriptor_name, descriptor_version, xs, ys, notes=notes or {})
+
+
+def fit_exact_part(calibration: Calibration, positives: np.ndarray, negatives: np.ndarray) -> Calibration:
+    """``calibration`` with a PDQ part fitted on the ``exact_score`` of the same kind of pairs:
+    isotonic P(copy), set to 0 below :data:`EXACT_FLOOR` and wherever it is under
+    :data:`EXACT_MIN_LEVEL`, 1.0 for identical hashes."""
+    xs, ys = _fit_knots(positives, negatives, low=0.0)
+    fitted = Calibration(calibration.descriptor_name, calibration.descriptor_version, xs, ys)
+    start = max(EXACT_FLOOR, fitted.inverse(EXACT_MIN_LEVEL))
+    if start > 1.0 or not np.any(np.asarray(positives, float) >= start):
+        raise ValueError("no PDQ distance separates copies from other photos in these pairs")
+    # 0 up to just below ``start``, then the fitted curve
+    x_out = [0.0, start - 1e-3, start] + [x for x in xs if x > start + 1e-9]
+    y_out = [0.0, 0.0] + [float(fitted(x)) for x in x_out[2:]]
+    return replace(calibration, exact_x=tuple(x_out), exact_y=tuple(y_out))
+
+
+def _fit_knots(positives: np.ndarray, negatives: np.ndarray, low: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Isotonic raw -> P(copy) knots, positives and negatives weighted equally in total (so the
+    curve does not depend on how many pairs of each kind were drawn), anchored at 0 below the
+    data (at most ``low``) and at 1 for the identical-copy score 1.0."""
     pos, neg = np.asarray(positives, float), np.asarray(negatives, float)
     if len(pos) == 0 or len(neg) == 0:
         raise ValueError("calibration needs positive and negative pairs")
@@ -129,8 +185,7 @@ def fit_calibration(
     labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
     weights = np.concatenate([np.full(len(pos), 0.5 / len(pos)), np.full(len(neg), 0.5 / len(neg))])
     centres, levels = isotonic(values, labels, weights)
-    # Knots: each block's centre; anchors below the data (0) and at the identical-copy score (1).
-    xs = [min(-1.0, float(centres[0]) - 1e-3)] + list(centres)
+    xs = [min(low, float(centres[0]) - 1e-3)] + list(centres)
     ys = [0.0] + list(levels)
     if xs[-1] < 1.0:
         xs.append(1.0)
@@ -139,10 +194,4 @@ def fit_calibration(
         ys[-1] = 1.0
     xs_arr, ys_arr = np.asarray(xs), np.maximum.accumulate(np.clip(ys, 0, 1))
     keep = np.concatenate([[True], np.diff(xs_arr) > 1e-9])
-    return Calibration(
-        descriptor_name,
-        descriptor_version,
-        tuple(float(a) for a in xs_arr[keep]),
-        tuple(float(b) for b in ys_arr[keep]),
-        notes=notes or {},
-    )
+    return tuple(float(a) for a in xs_arr[keep]), tuple(float(b) for b in ys_arr[keep])

@@ -20,7 +20,7 @@ from PIL import Image
 
 from .aggregate import QueryFrame, aggregate, merge_hits
 from .descriptors import Descriptor, load_descriptor
-from .descriptors.pdq import hamming, pdq_dihedral_hashes, pdq_hashes
+from .descriptors.pdq import DihedralHash, hamming, pdq_dihedral_hashes, pdq_hashes
 from .errors import (
     DescriptorMismatchError,
     IndexConfigError,
@@ -290,7 +290,7 @@ class CustomIndex:
         )
 
     def _query_batches(self, stream: MediaStream, rotations: bool
-                       ) -> Iterator[tuple[list[float], list[np.ndarray], list[tuple[str, ...]]]]:
+                       ) -> Iterator[tuple[list[float], list[np.ndarray], list[DihedralHash]]]:
         """(timestamps, [vectors of each variant], dihedral PDQ hashes) per batch of query frames;
         the variants are the frames as they are, then (with ``rotations``) turned left and right."""
         for batch in _batched(stream.frames, self.batch_size):
@@ -298,7 +298,7 @@ class CustomIndex:
             yield [f.timestamp for f in batch], embed_variants(self.descriptor, images, rotations), \
                 pdq_dihedral_hashes(images)
 
-    def _match(self, batches: Iterable[tuple[list[float], list[np.ndarray], Sequence[str | tuple[str, ...]]]],
+    def _match(self, batches: Iterable[tuple[list[float], list[np.ndarray], Sequence[DihedralHash]]],
                duration: float, top_k: int, threshold: float) -> tuple[list[QueryFrame], list[AssetMatch]]:
         """Search and aggregate query frames given as (timestamps, vectors of each variant, PDQ
         hashes) batches. A frame's variants are searched together; each indexed frame keeps the
@@ -309,7 +309,7 @@ class CustomIndex:
             n = len(timestamps)
             found = self._store.search(np.concatenate(variants), limit=per_frame, per_asset=FRAMES_PER_ASSET)
             hits = [merge_hits([found[v * n + i] for v in range(len(variants))]) for i in range(n)]
-            frames += [QueryFrame(t, h, hs) for t, h, hs in zip(timestamps, hashes, hits)]
+            frames += [QueryFrame(t, h.hashes, hs, h.quality) for t, h, hs in zip(timestamps, hashes, hits)]
         records = self._store.assets(sorted({h.task_id for qf in frames for h in qf.hits}))
         output = aggregate(
             frames, records, self.descriptor.calibration, threshold=threshold, top_k=top_k,

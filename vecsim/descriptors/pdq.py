@@ -8,6 +8,7 @@ match threshold of 31 bits, and 0 at 128 bits, the distance of unrelated images.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -17,6 +18,9 @@ UNRELATED_DISTANCE = 128
 #: PDQ works on a 64x64 downsample; hashing from at most this many pixels a side loses nothing.
 HASH_INPUT_SIZE = 512
 EMPTY_HASH = "0" * 64
+#: PDQ quality (0..100) below which a query frame's hash is too flat to count as evidence of a
+#: copy in ``similarity_score`` (Meta's guidance; ``exact_score`` is reported regardless).
+MIN_QUALITY = 50
 
 
 def _bits_to_hex(bits: np.ndarray) -> str:
@@ -44,16 +48,24 @@ def pdq_hashes(images: Sequence[Image.Image]) -> list[str]:
     return [pdq_hash(im)[0] for im in images]
 
 
-def pdq_dihedral_hashes(images: Sequence[Image.Image]) -> list[tuple[str, ...]]:
+class DihedralHash(NamedTuple):
+    """A query frame's 8 dihedral PDQ hashes (the frame as it is first) and PDQ's quality."""
+
+    hashes: tuple[str, ...]
+    quality: int
+
+
+def pdq_dihedral_hashes(images: Sequence[Image.Image]) -> list[DihedralHash]:
     """The 8 dihedral PDQ hashes of each image (the image as it is first, then its turns and
-    mirrors), computed in one pass by PDQ itself. A query frame hashed this way scores as exact
-    against a mirrored or quarter-turned copy of itself (see :func:`exact_score`)."""
+    mirrors), computed in one pass by PDQ itself, with the image's quality. A query frame hashed
+    this way scores as exact against a mirrored or quarter-turned copy of itself (see
+    :func:`exact_score`)."""
     import pdqhash
 
     out = []
     for im in images:
-        hashes, _quality = pdqhash.compute_dihedral(_hash_input(im))
-        out.append(tuple(_bits_to_hex(np.asarray(h)) for h in hashes))
+        hashes, quality = pdqhash.compute_dihedral(_hash_input(im))
+        out.append(DihedralHash(tuple(_bits_to_hex(np.asarray(h)) for h in hashes), int(quality)))
     return out
 
 
