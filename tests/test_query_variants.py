@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from vecsim import CustomIndex, edits
+from vecsim.descriptors import load_descriptor
 from vecsim.aggregate import merge_hits
 from vecsim.store import Hit
 
@@ -26,7 +29,11 @@ def test_a_turned_variant_counts_the_turn_penalty_less():
 
 
 def test_a_quarter_turned_copy_is_found_as_an_image_query(tmp_path, photos):
-    with CustomIndex(str(tmp_path / "v.db")) as idx:
+    # the embedding alone: without the PDQ part of the calibration (a dihedral hash match would
+    # lift the plain query too, see the next test)
+    shipped = load_descriptor(None).calibration
+    descriptor = load_descriptor(None, calibration=replace(shipped, exact_x=(), exact_y=()))
+    with CustomIndex(str(tmp_path / "v.db"), descriptor=descriptor) as idx:
         for name in ("astronaut", "coffee", "chelsea", "rocket"):
             idx.add(photos[name], task_id=name)
         for turn in (edits.rotate(90), edits.rotate(270)):
@@ -39,3 +46,15 @@ def test_a_quarter_turned_copy_is_found_as_an_image_query(tmp_path, photos):
             assert turned[0].matches[0].exact_score >= 0.76  # dihedral PDQ: within PDQ's match distance
         upright = idx.query(photos["coffee"], threshold=0.0)
         assert upright.output[0].task_id == "coffee" and upright.output[0].score > 0.99
+
+
+def test_the_pdq_witness_scores_a_re_saved_turned_copy_as_exact(tmp_path, photos):
+    with CustomIndex(str(tmp_path / "w.db")) as idx:
+        for name in ("astronaut", "coffee", "chelsea"):
+            idx.add(photos[name], task_id=name)
+        query = edits.jpeg(70)(edits.rotate(90)(photos["chelsea"]))
+        best = idx.query(query, threshold=0.5, rotations=False).output[0]
+        assert best.task_id == "chelsea" and best.matches[0].exact_score >= 0.76
+        assert best.matches[0].similarity_score >= 0.95  # lifted by the dihedral hash match
+        cropped = idx.query(edits.center_crop(0.5)(photos["chelsea"]), threshold=0.0).output[0]
+        assert cropped.matches[0].exact_score < 0.5  # a crop is no hash match: the embedding decides
