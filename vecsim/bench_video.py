@@ -152,7 +152,8 @@ def run_video_bench(folder: str | Path, *, uri: str | None = None, exclude: list
                         s = asset.segments[0]
                         errors.append(max(abs(s.query_start - q.q_range[0]), abs(s.query_end - q.q_range[1]),
                                           abs(s.match_start - q.m_range[0]), abs(s.match_end - q.m_range[1])))
-                        per_query.append({"asset": q.asset, "edit": q.edit, "boundary_error_s": round(errors[-1], 2),
+                        per_query.append({"asset": q.asset, "edit": q.edit, "ranked_first": res.output[0].task_id,
+                                          "boundary_error_s": round(errors[-1], 2),
                                           "truth": [q.q_range, q.m_range],
                                           "segment": [[s.query_start, s.query_end], [s.match_start, s.match_end]]})
                 sums["tq"] += q.q_range[1] - q.q_range[0]
