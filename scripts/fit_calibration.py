@@ -10,8 +10,8 @@ index, with the raw cosine as score. Positives: each copy query's score for its 
 Negatives: every other asset a query returned (its top 5), i.e. exactly what a threshold must
 reject. Isotonic regression, positives and negatives weighted 50/50, gives raw cosine ->
 P(copy). The same pairs' PDQ ``exact_score`` (queries whose hash is reliable) give the PDQ part
-(:func:`vecsim.calibration.fit_exact_part`). The benchmark then reports precision and recall at fixed thresholds on photos the fit
-never saw (docs/calibration.md). The file goes to vecsim/descriptors/data/.
+(:func:`vecsim.calibration.fit_exact_part`). The benchmark then reports precision and recall at
+fixed thresholds on photos the fit never saw (docs/calibration.md). The file goes to vecsim/descriptors/data/.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vecsim.bench_corpus import list_images, load_or_build_corpus, split_folder
 from vecsim.aggregate import TURN_PENALTY
+from vecsim.bench_corpus import list_images, load_or_build_corpus, split_folder
 from vecsim.bench_index import load_corpus_into, search_queries
 from vecsim.calibration import EXACT_FLOOR, Calibration, fit_calibration, fit_exact_part
 from vecsim.descriptors import DEFAULT_DESCRIPTOR, load_descriptor

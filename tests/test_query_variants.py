@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from vecsim import CustomIndex, edits
-from vecsim.descriptors import load_descriptor
 from vecsim.aggregate import merge_hits
+from vecsim.descriptors import load_descriptor
 from vecsim.store import Hit
 
 
