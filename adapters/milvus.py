@@ -24,7 +24,9 @@ candidates with their exact vectors and re-score them here (Milvus has no refine
 
 from __future__ import annotations
 
+import glob
 import json
+import logging
 import os
 import re
 from dataclasses import asdict
@@ -53,6 +55,7 @@ SEARCH_BATCH = 256
 ROWS_PER_REQUEST = 40_000
 #: Query vectors whose candidates are re-scored per read of exact vectors.
 RERANK_BATCH = 16
+log = logging.getLogger(__name__)
 _COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _OUTPUT_FIELDS = ["task_id", "generation", "frame", "timestamp", "span_end", "pdq"]
 
@@ -71,6 +74,21 @@ def _release_lite(uri: str) -> None:
         from milvus_lite.server_manager import server_manager_instance
 
         server_manager_instance.release_server(path)
+
+
+def _drop_lite_index_files(uri: str, db_name: str | None, collection: str) -> int:
+    """Delete the index files Milvus Lite keeps beside a collection's segments; return how many.
+
+    They are derived data: Milvus Lite rebuilds a missing one from the segment's stored vectors
+    when the collection loads. It writes them in a background thread, in place, so a process killed
+    while one was being written leaves it truncated, and the next load fails on it.
+    """
+    root = os.path.join(uri, "databases", db_name) if db_name and db_name != "default" else uri
+    pattern = os.path.join(root, "collections", collection, "partitions", "*", "indexes", "*.idx")
+    paths = glob.glob(pattern)
+    for path in paths:
+        os.remove(path)
+    return len(paths)
 
 
 def is_server_uri(uri: str) -> bool:
@@ -114,6 +132,7 @@ class MilvusStore:
         self._fixed_level = "Strong" if self.engine == "milvus-lite" else consistency
         self._written: set[str] = set()
         self._client = self._connect(uri, token, db_name)
+        self._db_name = db_name
         try:
             self.engine_version = str(self._client.get_server_version())
             self._version = _parse_version(self.engine_version)
@@ -238,9 +257,25 @@ class MilvusStore:
         return spec
 
     def _ensure_loaded(self) -> None:
+        from pymilvus.exceptions import MilvusException
+
         for name in (self.collection, self.assets_collection):
             state = str(self._client.get_load_state(name).get("state", ""))
-            if "Loaded" not in state:
+            if "Loaded" in state:
+                continue
+            try:
+                self._client.load_collection(name)
+            except MilvusException as exc:
+                if self.engine != "milvus-lite":
+                    raise
+                dropped = _drop_lite_index_files(self.uri, self._db_name, name)
+                if not dropped:
+                    raise
+                log.warning(
+                    "Milvus Lite could not load %r at %s (%s); rebuilding its %d index file(s) from the "
+                    "stored vectors (a process killed while Milvus Lite wrote one leaves it truncated)",
+                    name, self.uri, exc.message, dropped,
+                )
                 self._client.load_collection(name)
 
     @property

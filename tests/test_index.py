@@ -242,6 +242,31 @@ def test_ivf_pq_refused_on_lite_before_any_write(tmp_path, photos):
         assert idx.info().index["type"] == "FLAT"
 
 
+@pytest.mark.parametrize("index_type", ["FLAT", "HNSW"])
+def test_lite_index_file_cut_short_is_rebuilt(tmp_path, photos, caplog, index_type):
+    """Milvus Lite writes its index files in a background thread, in place: a process killed
+    meanwhile leaves one truncated (seen after a SIGKILL mid-add). The next open rebuilds it."""
+    index_path = tmp_path / "lite.db"
+    with CustomIndex(str(index_path), index=index_type) as idx:
+        idx.add_many([photos["coffee"], photos["rocket"]], task_ids=["c", "r"])
+    index_files = sorted(index_path.glob("collections/vecsim/partitions/*/indexes/*.idx"))
+    assert index_files
+    for path in index_files:
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    with caplog.at_level("WARNING", logger="vecsim.adapters.milvus"):
+        with CustomIndex(str(index_path)) as idx:
+            assert idx.count() == 2
+            assert idx.query(photos["coffee"]).output[0].task_id == "c"
+            assert idx.query(photos["rocket"]).output[0].task_id == "r"
+    assert "rebuilding" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vecsim.adapters.milvus"):
+        with CustomIndex(str(index_path)) as idx:  # the rebuilt files are whole: the next open is quiet
+            assert idx.count() == 2
+    assert "rebuilding" not in caplog.text
+
+
 def test_index_options_on_existing_collection_refused(backend):
     uri, options = backend
     CustomIndex(uri, **options).close()
