@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +28,13 @@ from vecsim.bench_corpus import list_images, load_or_build_corpus, split_folder
 from vecsim.bench_index import load_corpus_into, search_queries
 from vecsim.calibration import EXACT_FLOOR, Calibration, fit_calibration, fit_exact_part
 from vecsim.descriptors import DEFAULT_DESCRIPTOR, load_descriptor
+from vecsim.descriptors.efficientnet import shipped_file
 from vecsim.descriptors.pdq import MIN_QUALITY
 from vecsim.index import CustomIndex
 
 
 def training_files(name: str, version: str) -> set[str] | None:
-    path = resources.files("vecsim.descriptors.data").joinpath(f"{name}-v{version}.training-files.txt")
+    path = shipped_file(name, version, "training-files.txt")
     return set(path.read_text().split()) if path.is_file() else None
 
 

@@ -200,8 +200,6 @@ def run_image_bench(
         with CustomIndex(uri or str(Path(tmp) / "bench.db"), descriptor=desc, index=config,
                          collection=collection, **store_options) as idx:
             store = idx._store
-            if store.count() != (0, 0):
-                raise ValueError(f"collection {collection!r} is not empty; the benchmark needs a fresh one")
             progress(f"loading {corpus.vectors_indexed} vectors into {store.engine} {config.type}")
             load_corpus_into(store, corpus, progress)
             store.build_index()

@@ -36,7 +36,7 @@ from .descriptors.pdq import DihedralHash, pdq_dihedral_hashes, pdq_hashes
 from .edits import select_edits
 from .errors import MediaError
 from .index import _batched
-from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, decode_image, open_media
+from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, decode_image, files_under, open_media
 
 #: Bumped when the corpus layout or the way it is made changes: old cache files are not reused.
 FORMAT = 3
@@ -45,13 +45,11 @@ FRAMES_FORMAT = 2
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return files_under(folder, IMAGE_EXTENSIONS)
 
 
 def list_videos(folder: str | Path | None) -> list[Path]:
-    if folder is None:
-        return []
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    return [] if folder is None else files_under(folder, VIDEO_EXTENSIONS)
 
 
 def _save_npz(path: Path, **arrays) -> None:
@@ -60,6 +58,15 @@ def _save_npz(path: Path, **arrays) -> None:
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
     tmp.replace(path)
+
+
+def _cache_path(cache_dir: Path | None, kind: str, descriptor: Descriptor, key: str) -> Path | None:
+    """The cache file of ``kind`` ("corpus", "frames") made from the inputs ``key`` describes, or
+    None without a cache folder."""
+    if cache_dir is None:
+        return None
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    return cache_dir / f"{kind}-{descriptor.name}-{descriptor.version}-{digest}.npz"
 
 
 def load_rgb(path: Path) -> Image.Image:
@@ -206,14 +213,11 @@ def load_or_build_frames(descriptor: Descriptor, split: BenchSplit, cache_dir: P
     key = json.dumps({"format": FRAMES_FORMAT, "descriptor": f"{descriptor.name}/{descriptor.version}",
                       "videos": [p.name for p in list_videos(videos)], "images": [p.name for p in split.distractors],
                       "extra_distractors": extra_distractors, "seed": seed}, sort_keys=True)
-    path = None
-    if cache_dir is not None:
-        digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-        path = cache_dir / f"frames-{descriptor.name}-{descriptor.version}-{digest}.npz"
-        if path.exists():
-            with np.load(path) as z:
-                progress(f"distractor frames from {path}")
-                return z["vectors"], [str(h) for h in z["pdq"]], z["group"]
+    path = _cache_path(cache_dir, "frames", descriptor, key)
+    if path is not None and path.exists():
+        with np.load(path) as z:
+            progress(f"distractor frames from {path}")
+            return z["vectors"], [str(h) for h in z["pdq"]], z["group"]
     sources = _distractor_sources(split.distractors, videos)
     if not sources:
         raise ValueError("extra distractors need distractor images or videos to take frames and crops from")
@@ -313,9 +317,8 @@ def load_or_build_corpus(descriptor: Descriptor, split: BenchSplit, cache_dir: P
                          seed: int = 0, progress: Callable[[str], None] = lambda _: None) -> Corpus:
     """The corpus from ``cache_dir`` if one was built from the same inputs, else built (and saved
     there unless ``cache_dir`` is None)."""
-    key = _key(descriptor, split, videos, extra_distractors, families, seed)
-    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    path = cache_dir / f"corpus-{descriptor.name}-{descriptor.version}-{digest}.npz" if cache_dir else None
+    path = _cache_path(cache_dir, "corpus", descriptor, _key(descriptor, split, videos, extra_distractors,
+                                                             families, seed))
     if path is not None and path.exists():
         progress(f"descriptor corpus from {path}")
         return Corpus.load(path)

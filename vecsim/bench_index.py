@@ -100,8 +100,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def load_corpus_into(store: Any, corpus: Corpus, progress: Callable[[str], None]) -> int:
-    """Write the corpus as assets: each reference and distractor image an image asset, each
-    group of distractor frames a video asset (1 s per frame). Returns the number of assets."""
+    """Write the corpus as assets into an empty collection made for the corpus's descriptor: each
+    reference and distractor image an image asset, each group of distractor frames a video asset
+    (1 s per frame). Returns the number of assets."""
+    if store.count() != (0, 0):
+        raise ValueError(f"collection {store.collection!r} at {store.uri} is not empty; the benchmark needs a fresh one")
+    made_for = f"{store.spec.descriptor_name}/{store.spec.descriptor_version}"
+    if made_for != corpus.descriptor:
+        raise ValueError(f"the corpus was made with {corpus.descriptor}, the collection uses {made_for}")
     def rows(task_id: str, vectors: np.ndarray, hashes: list[str]) -> list[FrameRow]:
         return [FrameRow(task_id, GENERATION, i, float(i), float(i + 1), v, h)
                 for i, (v, h) in enumerate(zip(vectors, hashes))]
@@ -194,10 +200,6 @@ def run_index_bench(
 
     with CustomIndex(uri, collection=collection, index=index, descriptor=descriptor, **store_options) as idx:
         store = idx._store
-        if store.count() != (0, 0):
-            raise ValueError(f"collection {collection!r} at {uri} is not empty; the benchmark needs a fresh one")
-        if idx.descriptor.name + "/" + idx.descriptor.version != corpus.descriptor:
-            raise ValueError(f"the corpus was made with {corpus.descriptor}, the index uses {idx.descriptor.name}")
         progress(f"loading {corpus.vectors_indexed} vectors into {store.engine} {index.type}")
         t = time.perf_counter()
         assets = load_corpus_into(store, corpus, progress)

@@ -92,6 +92,12 @@ def describe(media: MediaInput) -> str:
     return name if isinstance(name, str) else f"<{type(media).__name__}>"
 
 
+def files_under(folder: str | os.PathLike, extensions: frozenset[str]) -> list[Path]:
+    """Every file under ``folder`` (recursively, sorted) whose lower-cased extension is one of
+    ``extensions`` (e.g. :data:`IMAGE_EXTENSIONS`)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+
+
 def expand_sources(items: Iterable[MediaInput] | MediaInput) -> list[MediaInput]:
     """Expand directories (recursively, sorted, image and video extensions) and keep other inputs."""
     if isinstance(items, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)) or hasattr(
@@ -101,10 +107,7 @@ def expand_sources(items: Iterable[MediaInput] | MediaInput) -> list[MediaInput]
     out: list[MediaInput] = []
     for item in items:  # type: ignore[union-attr]
         if isinstance(item, (str, os.PathLike)) and Path(item).is_dir():
-            found = sorted(
-                p for p in Path(item).rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS
-            )
-            out.extend(str(p) for p in found)
+            out.extend(str(p) for p in files_under(item, MEDIA_EXTENSIONS))
         else:
             out.append(item)
     return out

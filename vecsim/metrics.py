@@ -112,6 +112,14 @@ def precision_recall_curve(
     return precisions, recalls, scores
 
 
+def _rectangle_ap(precisions: np.ndarray, recalls: np.ndarray) -> float:
+    """``sum_i (R_i - R_{i-1}) * P_i`` with ``R_0 = 0`` (rectangle rule, no interpolation), the AP
+    of both ISC2021 and VSC2022; 0.0 for an empty curve."""
+    if len(recalls) == 0:
+        return 0.0
+    return float(np.sum(np.diff(recalls, prepend=0.0) * precisions))
+
+
 def micro_ap(predictions: Iterable[Sequence], ground_truth: Mapping, n_positive: int | None = None) -> float:
     """ISC2021 micro average precision (uAP).
 
@@ -124,9 +132,7 @@ def micro_ap(predictions: Iterable[Sequence], ground_truth: Mapping, n_positive:
     predictions (or no ground truth) give 0.0.
     """
     precisions, recalls, _ = precision_recall_curve(predictions, ground_truth, n_positive)
-    if len(recalls) == 0:
-        return 0.0
-    return float(np.sum(np.diff(recalls, prepend=0.0) * precisions))
+    return _rectangle_ap(precisions, recalls)
 
 
 def recall_at_precision(
@@ -370,6 +376,4 @@ def segment_ap(predictions: Iterable[Sequence], ground_truth: Iterable[Sequence]
     duplicate predictions are not rejected (they merge in the interval unions).
     """
     precisions, recalls, _ = segment_precision_recall_curve(predictions, ground_truth)
-    if len(recalls) == 0:
-        return 0.0
-    return float(np.sum(np.diff(recalls, prepend=0.0) * precisions))
+    return _rectangle_ap(precisions, recalls)

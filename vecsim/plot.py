@@ -9,15 +9,22 @@ from pathlib import Path
 from .schema import QueryResult
 
 
-def plot_timeline(result: QueryResult, path: str | Path) -> Path:
+def _pyplot(needs_it: str, extra: str):
+    """``matplotlib.pyplot`` on the file-only Agg backend, or an ImportError saying what
+    (``needs_it``) needs it and which extra installs it."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.colors import to_rgba
     except ImportError as exc:
-        raise ImportError("--plot needs matplotlib: pip install 'vecsim[plot]'") from exc
+        raise ImportError(f"{needs_it} needs matplotlib: pip install 'vecsim[{extra}]'") from exc
+    return plt
+
+
+def plot_timeline(result: QueryResult, path: str | Path) -> Path:
+    plt = _pyplot("--plot", "plot")
+    from matplotlib.colors import to_rgba
 
     path = Path(path)
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
@@ -47,21 +54,10 @@ def plot_timeline(result: QueryResult, path: str | Path) -> Path:
     return path
 
 
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError("benchmark plots need matplotlib: pip install 'vecsim[bench]'") from exc
-    return plt
-
-
 def plot_image_bench(report, out_dir: str | Path, stem: str = "image-bench") -> list[Path]:
     """Two PNGs of an image benchmark report: the precision-recall curve of all queries pooled
     (micro-AP) and per-edit bars of Recall@1 and recall at 1 % flagged."""
-    plt = _pyplot()
+    plt = _pyplot("benchmark plots", "bench")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pr_path, bars_path = out / f"{stem}-pr.png", out / f"{stem}-edits.png"

@@ -21,10 +21,15 @@ from ..calibration import Calibration
 from .base import default_threads, l2_normalise
 
 
+def shipped_file(name: str, version: str, kind: str):
+    """The package data file ``<name>-v<version>.<kind>`` of a descriptor version (``kind``:
+    ``calibration.json``, ``projection.npz``, ``training-files.txt``), as a resource path."""
+    return resources.files("vecsim.descriptors.data").joinpath(f"{name}-v{version}.{kind}")
+
+
 def shipped_calibration(name: str, version: str) -> Calibration:
     """The calibration fitted for ``name`` ``version`` (``scripts/fit_calibration.py`` writes it)."""
-    path = resources.files("vecsim.descriptors.data").joinpath(f"{name}-v{version}.calibration.json")
-    return Calibration.from_json(path.read_text())
+    return Calibration.from_json(shipped_file(name, version, "calibration.json").read_text())
 
 
 def _fuse_batchnorm(model):
@@ -112,7 +117,7 @@ class EfficientNetGeMProjected(EfficientNetGeM):
 
     def __init__(self, threads: int | None = None, calibration: Calibration | None = None):
         super().__init__(threads, calibration)
-        path = resources.files("vecsim.descriptors.data").joinpath(f"{self.name}-v{self.version}.projection.npz")
+        path = shipped_file(self.name, self.version, "projection.npz")
         with path.open("rb") as f, np.load(f) as z:
             self.projection = np.ascontiguousarray(z["projection"], dtype=np.float32)
             self.mean = np.asarray(z["mean"], dtype=np.float32)
