@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import CalibrationError
+
 #: ``exact_score`` (``1 - hamming / 128``) below which the PDQ part of a calibration is 0.
 EXACT_FLOOR = 0.5
 #: Fitted P(copy) below which the PDQ part is 0: a hash distance alone never lifts a score to
@@ -114,11 +116,11 @@ class Calibration:
 def _check_knots(x_knots: tuple[float, ...], y_knots: tuple[float, ...]) -> None:
     x, y = np.asarray(x_knots), np.asarray(y_knots)
     if len(x) < 2 or len(x) != len(y):
-        raise ValueError("a calibration needs at least two (x, y) knots of equal count")
+        raise CalibrationError("a calibration needs at least two (x, y) knots of equal count")
     if np.any(np.diff(x) <= 0) or np.any(np.diff(y) < 0):
-        raise ValueError("calibration knots must be increasing in x and non-decreasing in y")
+        raise CalibrationError("calibration knots must be increasing in x and non-decreasing in y")
     if y.min() < 0 or y.max() > 1:
-        raise ValueError("calibrated values must lie in [0, 1]")
+        raise CalibrationError("calibrated values must lie in [0, 1]")
 
 
 def isotonic(values: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -167,7 +169,7 @@ def fit_exact_part(calibration: Calibration, positives: np.ndarray, negatives: n
     fitted = Calibration(calibration.descriptor_name, calibration.descriptor_version, xs, ys)
     start = max(EXACT_FLOOR, fitted.inverse(EXACT_MIN_LEVEL))
     if start > 1.0 or not np.any(np.asarray(positives, float) >= start):
-        raise ValueError("no PDQ distance separates copies from other photos in these pairs")
+        raise CalibrationError("no PDQ distance separates copies from other photos in these pairs")
     # 0 up to just below ``start``, then the fitted curve
     x_out = [0.0, start - 1e-3, start] + [x for x in xs if x > start + 1e-9]
     y_out = [0.0, 0.0] + [float(fitted(x)) for x in x_out[2:]]
@@ -180,7 +182,7 @@ def _fit_knots(positives: np.ndarray, negatives: np.ndarray, low: float) -> tupl
     data (at most ``low``) and at 1 for the identical-copy score 1.0."""
     pos, neg = np.asarray(positives, float), np.asarray(negatives, float)
     if len(pos) == 0 or len(neg) == 0:
-        raise ValueError("calibration needs positive and negative pairs")
+        raise CalibrationError("calibration needs positive and negative pairs")
     values = np.concatenate([pos, neg])
     labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
     weights = np.concatenate([np.full(len(pos), 0.5 / len(pos)), np.full(len(neg), 0.5 / len(neg))])

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
+from .errors import InvalidRequestError, MissingDependencyError
+
 Edit = Callable[[Image.Image], Image.Image]
 
 
@@ -143,7 +145,7 @@ def random_chain(rng: random.Random, length: tuple[int, int] = (2, 3)) -> Edit:
     try:
         import augly.image as aug
     except ImportError as exc:  # pragma: no cover - depends on the extra
-        raise ImportError("random AugLy chains need AugLy: pip install 'vecsim[bench]'") from exc
+        raise MissingDependencyError("random AugLy chains need AugLy: pip install 'vecsim[bench]'") from exc
 
     pool: list[Callable[[], Edit]] = [
         lambda: lambda im: aug.blur(im, radius=rng.uniform(1, 3)),
@@ -236,7 +238,7 @@ def _augly(name: str, **kwargs) -> Edit:
         try:
             import augly.image as aug
         except ImportError as exc:  # pragma: no cover - depends on the extra
-            raise ImportError("this edit needs AugLy: pip install 'vecsim[bench]'") from exc
+            raise MissingDependencyError("this edit needs AugLy: pip install 'vecsim[bench]'") from exc
         return getattr(aug, name)(im, **{k: (v() if callable(v) else v) for k, v in kwargs.items()}).convert("RGB")
 
     return apply
@@ -273,7 +275,7 @@ def select_edits(families: list[str] | None = None, seed: int = 0) -> dict[str, 
         known = family_edits(seed)
         for f in families:
             if f not in known:
-                raise ValueError(f"unknown edit family {f!r}; choose from {', '.join(FAMILIES)}")
+                raise InvalidRequestError(f"unknown edit family {f!r}; choose from {', '.join(FAMILIES)}")
             edits.update(known[f])
     return edits
 

@@ -58,6 +58,38 @@ class DescriptorMismatchError(VecsimError):
     """The collection was built with another descriptor than the one asked for."""
 
 
+# --- descriptors, calibration, optional extras ---------------------------------------------------
+
+
+class DescriptorError(VecsimError, ValueError):
+    """A descriptor that cannot be named, loaded or run. ``descriptor`` names it, ``reason`` says why."""
+
+    def __init__(self, descriptor: str, reason: str):
+        self.descriptor = descriptor
+        self.reason = reason
+        super().__init__(f"descriptor {descriptor}: {reason}")
+
+
+class DescriptorFileNotFoundError(DescriptorError, FileNotFoundError):
+    """A descriptor's model file (an SSCD TorchScript file, an OpenCLIP checkpoint) does not exist."""
+
+    def __init__(self, descriptor: str, reason: str, path: str):
+        self.filename = path
+        DescriptorError.__init__(self, descriptor, reason)
+
+    def __str__(self) -> str:  # OSError's own formatting would drop the message
+        return self.args[0] if self.args else ""
+
+
+class CalibrationError(VecsimError, ValueError):
+    """A calibration that is malformed, or a fit that the given pairs cannot support."""
+
+
+class MissingDependencyError(VecsimError, ImportError):
+    """An optional extra is needed and not installed (or fails to import); the message says which
+    ``pip install 'vecsim[EXTRA]'`` brings it."""
+
+
 class TaskExistsError(VecsimError, KeyError):
     """``add`` with a ``task_id`` that is already in the index (pass ``replace=True`` to overwrite)."""
 

@@ -7,9 +7,7 @@ Data flows one way: media -> frames (:mod:`vecsim.media`) -> descriptors
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import sys
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -46,6 +44,8 @@ from .schema import (
     VacuumResult,
 )
 from .store import AssetRecord, CollectionSpec, FrameRow, VectorStore
+from .task_locks import lock_scope, task_lock
+from .validate import MAX_METADATA_BYTES, check_metadata, check_task_id, new_task_id  # noqa: F401 (re-export)
 
 DEFAULT_URI = "vecsim.db"
 DEFAULT_COLLECTION = "vecsim"
@@ -73,8 +73,6 @@ CANDIDATES_PER_FRAME = 10
 FRAMES_PER_ASSET = 5
 #: Frame rows per write.
 WRITE_BATCH = 256
-MAX_METADATA_BYTES = 60_000
-_TASK_ID = re.compile(r"^[^\x00-\x1f\x7f\"'\\]{1,256}$")
 
 
 def default_uri() -> str:
@@ -136,6 +134,7 @@ class CustomIndex:
             index=wanted or FlatIndex(),
         )
         self._store: VectorStore = open_store(self.uri, collection, spec, **store_options)
+        self._lock_scope = lock_scope(self.uri, collection)
         self._check_spec(self._store.spec, wanted)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -192,12 +191,15 @@ class CustomIndex:
         the asset record is committed after the last one; on any failure they are deleted.
         """
         given = task_id is not None
-        task_id = _check_task_id(task_id) if given else _new_task_id()
-        metadata = _check_metadata(metadata)
-        existing = self._store.assets([task_id]).get(task_id) if given else None
-        if existing is not None and not replace:
-            raise TaskExistsError(f"task_id {task_id!r} is already in the index (pass replace=True to overwrite)")
-        return self._ingest(task_id, self._open(media), metadata, existing, sweep=given)
+        task_id = check_task_id(task_id) if given else new_task_id()
+        metadata = check_metadata(metadata)
+        if not given:  # a fresh uuid: nobody else can be adding it
+            return self._ingest(task_id, self._open(media), metadata, None, sweep=False)
+        with task_lock(self._lock_scope, task_id):  # the existence check and the commit are one step
+            existing = self._store.assets([task_id]).get(task_id)
+            if existing is not None and not replace:
+                raise TaskExistsError(f"task_id {task_id!r} is already in the index (pass replace=True to overwrite)")
+            return self._ingest(task_id, self._open(media), metadata, existing, sweep=True)
 
     def _ingest(self, task_id: str, stream: MediaStream, metadata: dict[str, Any],
                 existing: AssetRecord | None, *, sweep: bool) -> AddResult:
@@ -241,7 +243,9 @@ class CustomIndex:
     ) -> AddManyResult:
         """Add many inputs (directories are expanded recursively), one after the other, each
         embedded in batches. ``metadata`` is one dict for all, or one per input. A bad input does
-        not stop the others: it is reported in ``failed`` and nothing of it is written."""
+        not stop the others: whatever it raises (a media error, bad metadata or task_id, a store
+        error), it is reported in ``failed`` with the error's class name, and nothing of it is
+        written; only ``KeyboardInterrupt`` and the like stop the loop."""
         sources = expand_sources(media)
         metas = _per_item(metadata, len(sources), "metadata")
         ids = list(task_ids) if task_ids is not None else [None] * len(sources)
@@ -257,8 +261,8 @@ class CustomIndex:
                     if tid in dupes:
                         raise TaskExistsError(f"task_id {tid!r} is given more than once in this batch")
                     added.append(self.add(item, meta, tid, replace=replace))
-                except (MediaError, TaskExistsError, InvalidRequestError) as exc:
-                    failed.append(AddFailure(source=describe(item), error=type(exc).__name__, message=str(exc)))
+                except Exception as exc:  # noqa: BLE001 - every bad input is reported, none stops the rest
+                    failed.append(_failure(item, exc))
                 bar.update(1)
         finally:
             bar.close()
@@ -321,15 +325,16 @@ class CustomIndex:
 
     def remove(self, task_id: str) -> RemoveResult:
         """Delete the asset: its record first (no later query returns it), then all its frames."""
-        task_id = _check_task_id(task_id)
-        record = self._store.delete_asset(task_id)
-        if record is None:
-            raise TaskNotFoundError(f"task_id {task_id!r} is not in the index")
-        removed = self._store.delete_frames(task_id)
+        task_id = check_task_id(task_id)
+        with task_lock(self._lock_scope, task_id):  # not in the middle of an add of the same id
+            record = self._store.delete_asset(task_id)
+            if record is None:
+                raise TaskNotFoundError(f"task_id {task_id!r} is not in the index")
+            removed = self._store.delete_frames(task_id)
         return RemoveResult(task_id=task_id, removed_frames=removed)
 
     def get(self, task_id: str) -> AssetInfo:
-        task_id = _check_task_id(task_id)
+        task_id = check_task_id(task_id)
         record = self._store.assets([task_id]).get(task_id)
         if record is None:
             raise TaskNotFoundError(f"task_id {task_id!r} is not in the index")
@@ -444,31 +449,12 @@ def _index_config(index: str | IndexConfig | None, params: dict[str, Any] | None
     return index
 
 
-def _new_task_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _check_task_id(task_id: str) -> str:
-    if not isinstance(task_id, str) or not _TASK_ID.match(task_id) or task_id != task_id.strip():
-        raise InvalidRequestError(
-            f"invalid task_id {task_id!r}: 1-256 characters, no quotes, backslashes, control characters "
-            "or surrounding spaces"
-        )
-    return task_id
-
-
-def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise InvalidRequestError(f"metadata must be a JSON object (dict), got {type(metadata).__name__}")
-    try:
-        text = json.dumps(metadata, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequestError(f"metadata is not JSON-serialisable: {exc}") from None
-    if len(text.encode()) > MAX_METADATA_BYTES:
-        raise InvalidRequestError(f"metadata is {len(text.encode()):,} bytes of JSON; the limit is {MAX_METADATA_BYTES:,}")
-    return json.loads(text)  # a plain copy: what comes back is exactly what is stored
+def _failure(item: MediaInput, exc: Exception) -> AddFailure:
+    """How ``add_many`` reports an input that failed: its name, the error class, the message."""
+    message = str(exc) or type(exc).__name__
+    if not isinstance(exc, MediaError):  # a media error's message already starts with the source
+        message = f"{describe(item)}: {message}"
+    return AddFailure(source=describe(item), error=type(exc).__name__, message=message)
 
 
 def _per_item(value: Any, n: int, what: str) -> list[Any]:

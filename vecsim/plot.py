@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import MissingDependencyError
 from .schema import QueryResult
 
 
@@ -18,7 +19,7 @@ def _pyplot(needs_it: str, extra: str):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise ImportError(f"{needs_it} needs matplotlib: pip install 'vecsim[{extra}]'") from exc
+        raise MissingDependencyError(f"{needs_it} needs matplotlib: pip install 'vecsim[{extra}]'") from exc
     return plt
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import DescriptorError
 from .base import Descriptor, l2_normalise
 from .efficientnet import EfficientNetGeM, EfficientNetGeMProjected
 
@@ -16,8 +17,8 @@ _BUILTIN = {EfficientNetGeMProjected.name: EfficientNetGeMProjected, EfficientNe
 def _openclip(args: str, options: dict[str, Any]) -> Descriptor:
     arch, sep, pretrained = args.partition(":")
     if not sep or not arch or not pretrained:
-        raise ValueError(f"malformed OpenCLIP descriptor 'openclip:{args}'; expected openclip:ARCH:PRETRAINED "
-                         "(a pretrained tag or a checkpoint file), e.g. openclip:ViT-B-32:laion2b_s34b_b79k")
+        raise DescriptorError(f"openclip:{args}", "malformed; expected openclip:ARCH:PRETRAINED (a pretrained "
+                              "tag or a checkpoint file), e.g. openclip:ViT-B-32:laion2b_s34b_b79k")
     from .openclip import OpenCLIPImage
 
     return OpenCLIPImage(arch, pretrained, **options)
@@ -25,8 +26,8 @@ def _openclip(args: str, options: dict[str, Any]) -> Descriptor:
 
 def _sscd(args: str, options: dict[str, Any]) -> Descriptor:
     if not args:
-        raise ValueError("malformed SSCD descriptor 'sscd:'; expected sscd:PATH to a TorchScript file, "
-                         "e.g. sscd:/models/sscd_disc_mixup.torchscript.pt")
+        raise DescriptorError("sscd:", "malformed; expected sscd:PATH to a TorchScript file, "
+                              "e.g. sscd:/models/sscd_disc_mixup.torchscript.pt")
     from .sscd import SSCDTorchScript
 
     return SSCDTorchScript(args, **options)
@@ -55,7 +56,8 @@ def load_descriptor(spec: str | Descriptor | None = None, **options: Any) -> Des
         spec = DEFAULT_DESCRIPTOR
     if not isinstance(spec, str):
         if not isinstance(spec, Descriptor):
-            raise TypeError(f"{spec!r} does not implement the Descriptor protocol (name, version, dim, calibration, embed)")
+            raise DescriptorError(repr(spec), "does not implement the Descriptor protocol (name, version, dim, "
+                                  "calibration, embed)")
         return spec
     if spec in _BUILTIN:
         return _BUILTIN[spec](**options)
@@ -63,7 +65,7 @@ def load_descriptor(spec: str | Descriptor | None = None, **options: Any) -> Des
     if sep and prefix.strip().lower() in _PREFIXED:
         _, factory = _PREFIXED[prefix.strip().lower()]
         return factory(args.strip(), options)
-    raise ValueError(f"unknown descriptor {spec!r}; use one of: {', '.join(descriptor_forms())}")
+    raise DescriptorError(repr(spec), f"unknown descriptor; use one of: {', '.join(descriptor_forms())}")
 
 
 __all__ = ["DEFAULT_DESCRIPTOR", "Descriptor", "EfficientNetGeM", "descriptor_forms", "l2_normalise", "load_descriptor"]

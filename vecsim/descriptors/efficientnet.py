@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..calibration import Calibration
+from ..errors import DescriptorError
 from .base import default_threads, l2_normalise
 
 
@@ -122,7 +123,8 @@ class EfficientNetGeMProjected(EfficientNetGeM):
             self.projection = np.ascontiguousarray(z["projection"], dtype=np.float32)
             self.mean = np.asarray(z["mean"], dtype=np.float32)
         if self.projection.shape != (self.dim, EfficientNetGeM.dim):
-            raise ValueError(f"{path} holds a {self.projection.shape} projection, expected ({self.dim}, 1280)")
+            raise DescriptorError(self.name, f"{path} holds a {self.projection.shape} projection, expected "
+                                             f"({self.dim}, 1280)")
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from ..calibration import Calibration
+from ..errors import DescriptorError, MissingDependencyError
 from .base import default_threads, l2_normalise
 from .sscd import file_sha256, model_file
 
@@ -36,11 +37,11 @@ def import_open_clip():
     try:
         import open_clip
     except ImportError as exc:
-        raise ImportError(
+        raise MissingDependencyError(
             f"the openclip descriptor needs open_clip_torch: {INSTALL_HINT} ({exc})"
         ) from exc
     except Exception as exc:  # e.g. a torchvision built for another torch
-        raise ImportError(
+        raise MissingDependencyError(
             f"open_clip is installed but failed to import ({type(exc).__name__}: {exc}); this usually "
             "means torchvision does not match the installed torch, e.g. PyPI's CUDA-built torchvision "
             "next to a CPU-only torch. Install the torchvision build that matches your torch "
@@ -83,16 +84,17 @@ class OpenCLIPImage:
     ):
         open_clip = import_open_clip()
         if not arch:
-            raise ValueError("an OpenCLIP descriptor needs an architecture: openclip:ARCH:PRETRAINED")
+            raise DescriptorError(f"openclip::{pretrained}", "needs an architecture: openclip:ARCH:PRETRAINED")
         cfg = open_clip.get_model_config(arch)
         if not cfg or "embed_dim" not in cfg:
-            raise ValueError(
-                f"unknown OpenCLIP architecture {arch!r}; open_clip.list_models() lists them (e.g. ViT-B-32)"
+            raise DescriptorError(
+                f"openclip:{arch}:{pretrained}",
+                f"unknown OpenCLIP architecture {arch!r}; open_clip.list_models() lists them (e.g. ViT-B-32)",
             )
         pretrained = str(pretrained)
         if not pretrained:
-            raise ValueError(
-                f"an OpenCLIP descriptor needs weights: openclip:{arch}:TAG or openclip:{arch}:/path/to/checkpoint"
+            raise DescriptorError(
+                f"openclip:{arch}:", f"needs weights: openclip:{arch}:TAG or openclip:{arch}:/path/to/checkpoint"
             )
         self.arch = arch
         if _is_path(pretrained):
@@ -105,7 +107,8 @@ class OpenCLIPImage:
 
             if not get_pretrained_cfg(arch, pretrained):
                 tags = open_clip.list_pretrained_tags_by_model(arch)
-                raise ValueError(
+                raise DescriptorError(
+                    f"openclip:{arch}:{pretrained}",
                     f"{pretrained!r} is neither a pretrained tag of OpenCLIP {arch} "
                     f"(known: {', '.join(tags) or 'none'}) nor an existing checkpoint file"
                 )
@@ -137,8 +140,8 @@ class OpenCLIPImage:
                 )
                 out_dim = getattr(getattr(model, "visual", None), "output_dim", self.dim)
                 if out_dim != self.dim:
-                    raise ValueError(
-                        f"OpenCLIP {self.arch} gives {out_dim}-d image vectors, its config says {self.dim}"
+                    raise DescriptorError(
+                        self.name, f"OpenCLIP {self.arch} gives {out_dim}-d image vectors, its config says {self.dim}"
                     )
                 self._preprocess = preprocess
                 self._model = model.eval()
@@ -157,5 +160,5 @@ class OpenCLIPImage:
                 out.append(model.encode_image(x).float().numpy())
         vecs = np.concatenate(out)
         if vecs.shape[1] != self.dim:
-            raise ValueError(f"OpenCLIP {self.arch} gave {vecs.shape[1]}-d vectors, not {self.dim}")
+            raise DescriptorError(self.name, f"OpenCLIP {self.arch} gave {vecs.shape[1]}-d vectors, not {self.dim}")
         return l2_normalise(vecs)

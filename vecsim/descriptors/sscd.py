@@ -13,7 +13,6 @@ calibration fitted for the file is passed in.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import threading
 import warnings
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from ..calibration import Calibration
+from ..errors import DescriptorError, DescriptorFileNotFoundError
 from .base import default_threads, l2_normalise
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -42,7 +42,7 @@ def model_file(path: str | Path, what: str) -> Path:
     """``path`` with ``~`` expanded, or :class:`FileNotFoundError` naming it."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise FileNotFoundError(errno.ENOENT, f"{what} not found (expected a local file)", str(p))
+        raise DescriptorFileNotFoundError(str(path), f"{what} not found at {p} (expected a local file)", str(p))
     return p
 
 
@@ -117,7 +117,8 @@ class SSCDTorchScript:
                         warnings.filterwarnings("ignore", r".*torch\.jit\.load.* is deprecated", DeprecationWarning)
                         model = torch.jit.load(str(self.path), map_location="cpu")
                 except RuntimeError as exc:
-                    raise ValueError(f"{self.path} is not a TorchScript model (torch.jit.load failed: {exc})") from exc
+                    raise DescriptorError(f"sscd:{self.path}", f"{self.path} is not a TorchScript model "
+                                          f"(torch.jit.load failed: {exc})") from exc
                 self._model = model.eval()
         return self._model
 
@@ -162,6 +163,7 @@ class SSCDTorchScript:
                     chunk = group[j : j + self.batch_size]
                     vecs = self._forward(self._tensor([a for _, a in chunk]))
                     if vecs.shape[1] != self.dim:
-                        raise ValueError(f"{self.path} gives {vecs.shape[1]}-d vectors, not the {self.dim} asked for")
+                        raise DescriptorError(f"sscd:{self.path}", f"gives {vecs.shape[1]}-d vectors, not the "
+                                              f"{self.dim} asked for")
                     out[[i for i, _ in chunk]] = vecs
         return l2_normalise(out)
