@@ -2,27 +2,43 @@
 
 It runs the synchronous index on one worker thread, so the event loop never blocks on decoding,
 model inference or the store, and calls on one index run in the order they were awaited.
-There is no second copy of the logic: every method delegates to ``CustomIndex``.
+There is no second copy of the logic: every method delegates to ``CustomIndex``, and its
+signature and docstring are the synchronous method's (:func:`_delegate` copies them), so the two
+cannot drift apart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .index import CustomIndex
-from .media import MediaInput
-from .schema import AddManyResult, AddResult, AssetInfo, IndexInfo, QueryResult, RemoveResult, VacuumResult
 
 T = TypeVar("T")
 
 
+def _delegate(name: str) -> Callable[..., Any]:
+    """A coroutine method that runs ``CustomIndex.<name>`` on the index's worker thread, with the
+    synchronous method's name, signature and docstring (``inspect.signature`` shows them)."""
+    sync_method = getattr(CustomIndex, name)
+
+    @functools.wraps(sync_method)
+    async def method(self: AsyncCustomIndex, *args: Any, **kwargs: Any) -> Any:
+        return await self._run(getattr(self.sync, name), *args, **kwargs)
+
+    return method
+
+
 class AsyncCustomIndex:
     """Use ``index = await AsyncCustomIndex.open(uri, ...)`` (same arguments as ``CustomIndex``),
-    or wrap an open one with ``AsyncCustomIndex(index)``."""
+    or wrap an open one with ``AsyncCustomIndex(index)``. Every operation of ``CustomIndex``
+    (:data:`OPERATIONS`) is here as a coroutine with the same arguments and result."""
+
+    #: The methods of ``CustomIndex`` offered as coroutines.
+    OPERATIONS = ("add", "add_many", "query", "remove", "get", "vacuum", "count", "info")
 
     def __init__(self, index: CustomIndex):
         self.sync = index
@@ -36,36 +52,14 @@ class AsyncCustomIndex:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
-    async def add(
-        self, media: MediaInput, metadata: dict[str, Any] | None = None, task_id: str | None = None,
-        *, replace: bool = False,
-    ) -> AddResult:
-        return await self._run(self.sync.add, media, metadata, task_id, replace=replace)
-
-    async def add_many(
-        self, media: Iterable[MediaInput] | MediaInput, metadata: Any = None,
-        task_ids: Sequence[str] | None = None, *, replace: bool = False,
-    ) -> AddManyResult:
-        return await self._run(self.sync.add_many, media, metadata, task_ids, replace=replace)
-
-    async def query(self, media: MediaInput, top_k: int = 5, threshold: float | None = None,
-                    rotations: bool | None = None) -> QueryResult:
-        return await self._run(self.sync.query, media, top_k, threshold, rotations)
-
-    async def remove(self, task_id: str) -> RemoveResult:
-        return await self._run(self.sync.remove, task_id)
-
-    async def get(self, task_id: str) -> AssetInfo:
-        return await self._run(self.sync.get, task_id)
-
-    async def vacuum(self) -> VacuumResult:
-        return await self._run(self.sync.vacuum)
-
-    async def count(self) -> int:
-        return await self._run(self.sync.count)
-
-    async def info(self) -> IndexInfo:
-        return await self._run(self.sync.info)
+    add = _delegate("add")
+    add_many = _delegate("add_many")
+    query = _delegate("query")
+    remove = _delegate("remove")
+    get = _delegate("get")
+    vacuum = _delegate("vacuum")
+    count = _delegate("count")
+    info = _delegate("info")
 
     async def close(self) -> None:
         await self._run(self.sync.close)

@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .errors import MediaError, VecsimError
-from .index_config import parse_param_pairs
+from .errors import InvalidRequestError, MediaError, VecsimError
+from .index_config import INDEX_TYPES, parse_param_pairs
 
 app = typer.Typer(
     add_completion=False,
@@ -37,6 +37,8 @@ class _State:
 
 
 state = _State()
+#: Help of every ``--index-type`` option: the types come from one list.
+INDEX_TYPE_HELP = f"Index type: {', '.join(INDEX_TYPES)}"
 
 
 @app.callback()
@@ -80,6 +82,16 @@ def _emit(obj: dict) -> None:
     sys.stdout.flush()
 
 
+def _json_option(option: str, text: str | None):
+    """The JSON value of an option, or an error naming the option and where the JSON breaks."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(f"{option} is not valid JSON ({exc.msg} at character {exc.pos}): {text[:80]!r}") from None
+
+
 def _fail(message: str) -> None:
     typer.echo(f"vecsim: error: {message}", err=True)
 
@@ -90,16 +102,16 @@ def add(
     metadata: Annotated[Optional[str], typer.Option(help="JSON object stored with every added file.")] = None,
     task_id: Annotated[Optional[str], typer.Option(help="task_id for a single file (default: generated).")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing task_id.")] = False,
-    index_type: Annotated[Optional[str], typer.Option(help="FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ or HNSW (at creation).")] = None,
+    index_type: Annotated[Optional[str], typer.Option(help=f"{INDEX_TYPE_HELP} (used when the collection is created).")] = None,
     index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE index parameter, repeatable.")] = None,
     dedupe: Annotated[Optional[int], typer.Option(min=0, max=256, help="Merge consecutive video frames within this many PDQ bits.")] = None,
 ) -> None:
     """Add images and videos; prints one JSON line per added file: {"task_id", "source"}."""
     from .media import expand_sources
 
-    meta = json.loads(metadata) if metadata else None
+    meta = _json_option("--metadata", metadata)
     if meta is not None and not isinstance(meta, dict):
-        raise VecsimError("--metadata must be a JSON object")
+        raise InvalidRequestError(f"--metadata must be a JSON object, got {type(meta).__name__}")
     sources = expand_sources(paths)
     if task_id is not None and len(sources) != 1:
         raise VecsimError(f"--task-id names one file, but {len(sources)} files were given")
@@ -130,6 +142,10 @@ def query(
     """Query; prints one JSON line per query file: {"source", "output": [assets], ...}."""
     from .media import expand_sources
 
+    if plot is not None:  # before any query runs: fail at once where matplotlib is missing
+        from .plot import require_matplotlib
+
+        require_matplotlib("--plot", "plot")
     failed = 0
     sources = expand_sources(paths)
     with _open() as index:
@@ -308,9 +324,9 @@ def main() -> None:
             sys.exit(exc.exit_code)
         if state.debug:
             traceback.print_exc()
-        elif not isinstance(exc, (VecsimError, json.JSONDecodeError, FileNotFoundError, ValueError)):
-            typer.echo("vecsim: (run with --debug for the traceback)", err=True)
-        _fail(str(exc) if not isinstance(exc, json.JSONDecodeError) else f"invalid JSON: {exc}")
+        _fail(str(exc) or type(exc).__name__)
+        if not state.debug and not isinstance(exc, (VecsimError, OSError)):  # a bug or an engine's own error
+            typer.echo(f"vecsim: ({type(exc).__name__}; run with --debug for the traceback)", err=True)
         sys.exit(1)
 
 

@@ -7,7 +7,6 @@ Data flows one way: media -> frames (:mod:`vecsim.media`) -> descriptors
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,6 +17,7 @@ from PIL import Image
 
 from .aggregate import QueryFrame, aggregate, merge_hits
 from .descriptors import Descriptor, load_descriptor
+from .env import DEFAULT_URI, default_uri, env_store_options  # noqa: F401 (DEFAULT_URI: re-export)
 from .descriptors.pdq import DihedralHash, hamming, pdq_dihedral_hashes, pdq_hashes
 from .errors import (
     DescriptorMismatchError,
@@ -47,7 +47,6 @@ from .store import AssetRecord, CollectionSpec, FrameRow, VectorStore
 from .task_locks import lock_scope, task_lock
 from .validate import MAX_METADATA_BYTES, check_metadata, check_task_id, new_task_id  # noqa: F401 (re-export)
 
-DEFAULT_URI = "vecsim.db"
 DEFAULT_COLLECTION = "vecsim"
 #: The extra query variants of ``query(..., rotations=True)``: a quarter turn left, and right.
 QUARTER_TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
@@ -73,10 +72,6 @@ CANDIDATES_PER_FRAME = 10
 FRAMES_PER_ASSET = 5
 #: Frame rows per write.
 WRITE_BATCH = 256
-
-
-def default_uri() -> str:
-    return os.environ.get("VECSIM_INDEX", DEFAULT_URI)
 
 
 class CustomIndex:
@@ -133,7 +128,7 @@ class CustomIndex:
             dim=self.descriptor.dim,
             index=wanted or FlatIndex(),
         )
-        self._store: VectorStore = open_store(self.uri, collection, spec, **store_options)
+        self._store: VectorStore = open_store(self.uri, collection, spec, **env_store_options(self.uri, store_options))
         self._lock_scope = lock_scope(self.uri, collection)
         self._check_spec(self._store.spec, wanted)
 

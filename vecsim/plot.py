@@ -23,6 +23,11 @@ def _pyplot(needs_it: str, extra: str):
     return plt
 
 
+def require_matplotlib(needs_it: str, extra: str) -> None:
+    """Raise :class:`MissingDependencyError` now, before any work, where matplotlib is missing."""
+    _pyplot(needs_it, extra)
+
+
 def plot_timeline(result: QueryResult, path: str | Path) -> Path:
     plt = _pyplot("--plot", "plot")
     from matplotlib.colors import to_rgba
