@@ -4,7 +4,7 @@
         [--only milvus-server] [--out bench-out/idx]
 
 Uses the cached descriptor corpus (built on first use, ~15 min on 2 cores). The Milvus server is
-the PyPI ``milvus==2.3.5`` standalone started by ``tests/milvus_server.py`` (Linux, root);
+the PyPI ``milvus==2.3.5`` standalone started by ``vecsim/testing/milvus_server.py`` (Linux, root);
 embedded backends run in a temporary folder. Each config gets a fresh collection. Writes one
 report per config and ``index-matrix.md`` with one table row per config.
 """
@@ -20,12 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.milvus_server import milvus_server  # noqa: E402
-from vecsim.bench import write_report  # noqa: E402
-from vecsim.bench_corpus import index_bench_corpus  # noqa: E402
-from vecsim.bench_index import TABLE_HEADER, run_index_bench  # noqa: E402
+from vecsim.bench.corpus import index_bench_corpus  # noqa: E402
+from vecsim.bench.index import TABLE_HEADER, run_index_bench  # noqa: E402
+from vecsim.bench.report import write_report  # noqa: E402
 from vecsim.descriptors import load_descriptor  # noqa: E402
 from vecsim.index_config import parse_index_config  # noqa: E402
+from vecsim.testing.milvus_server import milvus_server  # noqa: E402
 
 MATRIX = {
     "milvus-server": [

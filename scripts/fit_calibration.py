@@ -2,9 +2,10 @@
 
     python scripts/fit_calibration.py ../shared/data/photos/photo ../shared/data/photos/astro
 
-Pairs come from the image benchmark's own query path (:mod:`vecsim.bench`): the photos the
-descriptor was *trained* on (its ``*.training-files.txt``; all photos for a descriptor without
-one) are split into references and non-matching photos, the distractor folder is indexed too,
+Pairs come from the image benchmark's own query path (:mod:`vecsim.bench.index`,
+:mod:`vecsim.search`): the photos the descriptor was *trained* on (its ``*.training-files.txt``;
+all photos for a descriptor without one) are split into references and non-matching photos, the
+distractor folder is indexed too,
 and every reference and non-matching photo is queried under the 14 standard edits, in a FLAT
 index, with the raw cosine as score. Positives: each copy query's score for its original.
 Negatives: every other asset a query returned (its top 5), i.e. exactly what a threshold must
@@ -24,13 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from vecsim.aggregate import TURN_PENALTY
-from vecsim.bench_corpus import list_images, load_or_build_corpus, split_folder
-from vecsim.bench_index import load_corpus_into, search_queries
+from vecsim.bench.corpus import list_images, load_or_build_corpus, split_folder
+from vecsim.bench.index import open_bench_index, search_queries
 from vecsim.calibration import EXACT_FLOOR, Calibration, fit_calibration, fit_exact_part
 from vecsim.descriptors import DEFAULT_DESCRIPTOR, load_descriptor
 from vecsim.descriptors.efficientnet import shipped_file
 from vecsim.descriptors.pdq import MIN_QUALITY
-from vecsim.index import CustomIndex
+from vecsim.index_config import FlatIndex
 
 
 def training_files(name: str, version: str) -> set[str] | None:
@@ -56,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(split.references)} references, {len(split.non_matching)} non-matching, "
           f"{len(split.distractors)} distractors", file=sys.stderr)
     corpus = load_or_build_corpus(desc, split, args.cache, seed=args.seed)
-    with tempfile.TemporaryDirectory() as tmp, CustomIndex(f"{tmp}/fit.db", descriptor=desc) as idx:
-        load_corpus_into(idx._store, corpus, lambda m: None)
-        results = search_queries(idx, corpus, top_k=5)
+    with tempfile.TemporaryDirectory() as tmp:
+        with open_bench_index(corpus, uri=f"{tmp}/fit.db", index=FlatIndex(), collection="vecsim",
+                              descriptor=desc) as (idx, _):
+            results = search_queries(idx, corpus, top_k=5)
     pos, neg, pos_exact, neg_exact = [], [], [], []
     for ref, quality, out in zip(corpus.query_ref, corpus.query_pdq_quality, results):
         for asset in out:

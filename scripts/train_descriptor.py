@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
-from vecsim.bench_corpus import list_images, load_rgb
+from vecsim.bench.corpus import list_images, load_rgb
 from vecsim.descriptors.efficientnet import EfficientNetGeM
 from vecsim.edits import hue, jpeg
 

@@ -36,7 +36,7 @@ def milvus_server_dir(tmp_path_factory):
 def milvus_server_uri(milvus_server_dir):
     """A Milvus 2.3.5 standalone server (PyPI ``milvus``) in its own network namespace, for the
     whole session; skips with the reason where it cannot start. Yields (uri, store options)."""
-    from .milvus_server import MilvusServerUnavailable, milvus_server
+    from vecsim.testing.milvus_server import MilvusServerUnavailable, milvus_server
 
     server = milvus_server(milvus_server_dir)
     try:

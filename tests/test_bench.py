@@ -3,15 +3,58 @@
 from __future__ import annotations
 
 
-from vecsim.bench_video import _overlap, run_video_bench
+import pytest
+
+from vecsim.bench.videos import run_video_bench
+from vecsim.errors import VecsimError
 from vecsim.sample_media import sample_photo
 from vecsim.video_edits import slideshow, write_video
 
 
-def test_overlap_merges_and_clips():
-    assert _overlap([], (0, 10)) == (0, 0)
-    assert _overlap([(0, 4), (2, 6), (8, 9)], (5, 20)) == (7, 2)  # union 0..6 + 8..9; overlap 5..6 + 8..9
-    assert _overlap([(3, 5)], (0, 0)) == (2, 0)
+def test_bad_bench_arguments_are_vecsim_errors(tmp_path):
+    from vecsim.bench.corpus import split_folder
+    from vecsim.bench.index import vector_bytes
+    from vecsim.bench.report import percentile, table
+
+    (tmp_path / "one.png").write_bytes(b"")
+    with pytest.raises(VecsimError, match="at least 2 photos"):
+        split_folder(tmp_path)
+    with pytest.raises(VecsimError, match="no videos"):
+        run_video_bench(tmp_path)
+
+    class Unknown:
+        type = "DISKANN"
+
+    with pytest.raises(VecsimError, match="DISKANN"):
+        vector_bytes(Unknown(), 8)  # type: ignore[arg-type]
+    assert percentile([3.0, 1.0, 2.0, 4.0], 0.5) == 2.0
+    assert table(["a", "b"], [(1, "x")]) == ["| a | b |", "|---|---|", "| 1 | x |"]
+
+
+def test_index_store_is_a_read_only_view(tmp_path):
+    """What benchmarks read: ``CustomIndex.store`` searches and reads, and has no write method."""
+    from vecsim import CustomIndex
+    from vecsim.search import QueryBatch, match_assets, search_frames
+
+    with CustomIndex(str(tmp_path / "v.db")) as idx:
+        added = idx.add(sample_photo("astronaut"))
+        store = idx.store
+        for name in ("insert_frames", "commit_asset", "delete_asset", "delete_frames", "build_index", "close"):
+            assert not hasattr(store, name)
+        assert (store.count(), store.collection, store.uri) == ((1, 1), "vecsim", idx.uri)
+        assert store.spec.dim == idx.descriptor.dim and store.engine == idx.info().engine
+        record = store.assets([added.task_id])[added.task_id]
+        assert [f.frame for f in store.frames(added.task_id, record.generation)] == [0]
+        # the query path by hand, on the query's own vectors: the same answer as query()
+        from vecsim.descriptors.pdq import pdq_dihedral_hashes
+        from vecsim.embedding import embed_variants
+
+        image = sample_photo("astronaut")
+        batch = QueryBatch([0.0], embed_variants(idx.descriptor, [image], True), pdq_dihedral_hashes([image]))
+        frames = search_frames(store, [batch], top_k=5)
+        out = match_assets(store, frames, idx.descriptor.calibration, threshold=0.5, top_k=5, interval=1.0,
+                           query_duration=0.0)
+        assert out == idx.query(image).output and out[0].task_id == added.task_id
 
 
 def test_video_bench_end_to_end(tmp_path):
@@ -37,8 +80,8 @@ def test_video_bench_end_to_end(tmp_path):
 
 
 def test_index_bench_on_a_tiny_cached_corpus(tmp_path):
-    from vecsim.bench_corpus import index_bench_corpus
-    from vecsim.bench_index import run_index_bench, vector_bytes
+    from vecsim.bench.corpus import index_bench_corpus
+    from vecsim.bench.index import run_index_bench, vector_bytes
     from vecsim.descriptors import load_descriptor
     from vecsim.index_config import parse_index_config
 
@@ -79,7 +122,7 @@ def _photo_folders(tmp_path):
 
 
 def test_split_is_seeded_and_disjoint(tmp_path):
-    from vecsim.bench_corpus import split_folder
+    from vecsim.bench.corpus import split_folder
 
     photos, dis = _photo_folders(tmp_path)
     a = split_folder(photos, dis, seed=1)
@@ -96,7 +139,8 @@ def test_image_bench_end_to_end(tmp_path):
     20 extra distractor frames: every metric present and in range, the outputs written."""
     import json
 
-    from vecsim.bench import run_image_bench, write_report
+    from vecsim.bench.images import run_image_bench
+    from vecsim.bench.report import write_report
     from vecsim.plot import plot_image_bench
 
     photos, dis = _photo_folders(tmp_path)
@@ -129,7 +173,7 @@ def test_image_bench_end_to_end(tmp_path):
 
 
 def test_corpus_is_reproducible_without_a_cache(tmp_path):
-    from vecsim.bench_corpus import build_corpus, split_folder
+    from vecsim.bench.corpus import build_corpus, split_folder
     from vecsim.descriptors import load_descriptor
 
     photos, dis = _photo_folders(tmp_path)

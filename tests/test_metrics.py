@@ -7,11 +7,13 @@ import math
 import numpy as np
 import pytest
 
+from vecsim.errors import InvalidRequestError
 from vecsim.metrics import (
     Prediction,
     SegmentMatch,
     dedupe,
     micro_ap,
+    overlap_precision_recall,
     precision_recall_curve,
     recall_at_1,
     recall_at_fpr,
@@ -20,6 +22,7 @@ from vecsim.metrics import (
     segment_ap,
     threshold_at_false_positive_rate,
     top1_per_query,
+    union_overlap,
 )
 
 GT2 = {"q1": "r1", "q2": "r2"}
@@ -210,3 +213,23 @@ def test_segment_ap_counts_only_truth_overlapped_in_both_axes():
     # overlapping predictions count their union once: 0..8 and 4..10 -> 10 s predicted, 10 hit
     preds = [("q", "r", 0, 8, 0, 8, 1.0), ("q", "r", 4, 10, 4, 10, 1.0)]
     assert segment_ap(preds, GT_SEG) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- time-axis overlap (video benchmark)
+
+
+def test_union_overlap_merges_and_clips():
+    assert union_overlap([], (0, 10)) == (0, 0)
+    assert union_overlap([(0, 4), (2, 6), (8, 9)], (5, 20)) == (7, 2)  # union 0..6 + 8..9; overlap 5..6 + 8..9
+    assert union_overlap([(3, 5)], (0, 0)) == (2, 0)
+
+
+def test_overlap_precision_recall_counts_wrong_assets_as_predicted_length():
+    # query 1: right asset, segments 0..4 + 2..6 (union 6 s) against truth 2..10: overlap 4 s;
+    # a wrong asset predicted 3 s (no overlap). Query 2 (truth 0..10) returned nothing.
+    predicted = [([(0, 4), (2, 6)], (2, 10)), ([(0, 3)], None)]
+    precision, recall = overlap_precision_recall(predicted, truth_length=8 + 10)
+    assert precision == pytest.approx(4 / (6 + 3)) and recall == pytest.approx(4 / 18)
+    assert overlap_precision_recall([], 5.0) == (0.0, 0.0)  # nothing predicted: precision 0, not NaN
+    with pytest.raises(InvalidRequestError, match="truth_length"):
+        overlap_precision_recall(predicted, 0.0)

@@ -1,7 +1,7 @@
 """A real Milvus 2.3 standalone server, sandboxed in its own network namespace.
 
 Skipped (with the reason) where it cannot run: no ``milvus`` package, no
-``unshare``, not allowed to create namespaces, ...  See ``milvus_server.py``.
+``unshare``, not allowed to create namespaces, ...  See ``vecsim/testing/milvus_server.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from .milvus_server import MILVUS_PORT, PID_FILE
+from vecsim.testing.milvus_server import MILVUS_PORT, PID_FILE
 
 pymilvus = pytest.importorskip("pymilvus")
 

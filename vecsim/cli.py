@@ -237,7 +237,8 @@ def bench_images(
     """DISC21-style benchmark: Recall@1, recall at 1 % flagged, micro-AP, recall at 90 % precision
     per edit; embedding and query speed; bytes per vector. Index: --index (a fresh collection), or
     a temporary Milvus Lite file."""
-    from .bench import run_image_bench, write_report
+    from .bench.images import run_image_bench
+    from .bench.report import write_report
     from .plot import plot_image_bench
 
     skip = frozenset(exclude.read_text().split()) if exclude else frozenset()
@@ -261,12 +262,19 @@ def bench_videos(
     out: Annotated[Path, typer.Option(help="Folder for video-bench.md / .json.")] = Path("bench-out"),
     exclude: Annotated[Optional[list[str]], typer.Option(help="Glob of file names to leave out, repeatable.")] = None,
     index_type: Annotated[str, typer.Option(help="Index type of the benchmark collection.")] = "FLAT",
+    index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, repeatable.")] = None,
 ) -> None:
-    """Edited excerpts of each reference as queries: right asset first, segment precision / recall."""
-    from .bench import write_report
-    from .bench_video import run_video_bench
+    """Edited excerpts of each reference as queries: right asset first, segment precision / recall,
+    segment AP. Descriptor: --descriptor. Index: --index (a fresh collection), or a temporary
+    Milvus Lite file."""
+    from .bench.report import write_report
+    from .bench.videos import run_video_bench
 
-    report = run_video_bench(references, uri=state.index, exclude=exclude, index=index_type)
+    report = run_video_bench(
+        references, uri=state.index, exclude=exclude, index=index_type,
+        index_params=parse_param_pairs(index_param or []) or None, descriptor=state.descriptor,
+        collection=state.collection if state.index else "video_bench", **(state.store_options if state.index else {}),
+    )
     md, js = write_report(report, out, "video-bench")
     typer.echo(report.to_markdown())
     typer.echo(f"\nwrote {md} and {js}", err=True)
@@ -289,9 +297,9 @@ def bench_index(
     of vectors. Index: --index (a fresh collection), or a temporary Milvus Lite file."""
     import tempfile
 
-    from .bench import write_report
-    from .bench_corpus import index_bench_corpus
-    from .bench_index import run_index_bench
+    from .bench.corpus import index_bench_corpus
+    from .bench.index import run_index_bench
+    from .bench.report import write_report
     from .descriptors import load_descriptor
     from .index_config import parse_index_config
 

@@ -1,8 +1,9 @@
 """``CustomIndex``: the facade. add / query / remove media in a copy-detection index.
 
 Data flows one way: media -> frames (:mod:`vecsim.media`) -> descriptors
-(:mod:`vecsim.descriptors`) -> store (:mod:`vecsim.adapters`) -> hits -> per-asset matches
-(:mod:`vecsim.aggregate`) -> pydantic results (:mod:`vecsim.schema`).
+(:mod:`vecsim.descriptors`, :mod:`vecsim.embedding`) -> store (:mod:`vecsim.adapters`) -> hits ->
+per-asset matches (:mod:`vecsim.search`, :mod:`vecsim.aggregate`) -> pydantic results
+(:mod:`vecsim.schema`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from .aggregate import QueryFrame, aggregate, merge_hits
+from .aggregate import QueryFrame
 from .descriptors import Descriptor, load_descriptor
+from .descriptors.pdq import hamming, pdq_dihedral_hashes, pdq_hashes
+from .embedding import QUARTER_TURNS, batched, embed_variants  # noqa: F401  (QUARTER_TURNS: re-exported)
 from .env import DEFAULT_URI, default_uri, env_store_options  # noqa: F401 (DEFAULT_URI: re-export)
-from .descriptors.pdq import DihedralHash, hamming, pdq_dihedral_hashes, pdq_hashes
 from .errors import (
     DescriptorMismatchError,
     IndexConfigError,
@@ -43,33 +44,16 @@ from .schema import (
     RemoveResult,
     VacuumResult,
 )
-from .store import AssetRecord, CollectionSpec, FrameRow, VectorStore
+from .search import CANDIDATES_PER_FRAME, FRAMES_PER_ASSET, QueryBatch, match_assets, search_frames  # noqa: F401
+from .store import AssetRecord, CollectionSpec, FrameRow, ReadOnlyStore, VectorStore
 from .task_locks import lock_scope, task_lock
 from .validate import MAX_METADATA_BYTES, check_metadata, check_task_id, new_task_id  # noqa: F401 (re-export)
 
 DEFAULT_COLLECTION = "vecsim"
-#: The extra query variants of ``query(..., rotations=True)``: a quarter turn left, and right.
-QUARTER_TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
-
-
-def embed_variants(descriptor: Descriptor, images: list[Image.Image], rotations: bool) -> list[np.ndarray]:
-    """The query vectors of a batch of frames: the frames as they are, then (with ``rotations``)
-    each quarter turn of :data:`QUARTER_TURNS`; one ``(len(images), dim)`` array per variant."""
-    variants = [descriptor.embed(images)]
-    if rotations:
-        variants += [descriptor.embed([im.transpose(turn) for im in images]) for turn in QUARTER_TURNS]
-    return variants
-
 
 #: Default ``threshold`` on ``similarity_score``: a calibrated P(copy) of one half (see docs/calibration.md).
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_TOP_K = 5
-#: Assets fetched per query frame (at least): enough that one asset with many near-identical
-#: frames cannot hide the others (the store returns the best frame of each asset).
-CANDIDATES_PER_FRAME = 10
-#: Frames fetched per asset and query frame: the temporal alignment picks the consistent one
-#: (within a slow shot the best-looking second is often a neighbour of the true one).
-FRAMES_PER_ASSET = 5
 #: Frame rows per write.
 WRITE_BATCH = 256
 
@@ -89,6 +73,10 @@ class CustomIndex:
     PDQ bits of the previous kept frame is not stored, and the kept frame covers its time.
     Extra keyword arguments go to the store adapter (Milvus: ``token``, ``db_name``, ``consistency``;
     Qdrant server: ``api_key``, ``prefer_grpc``; see ``vecsim.adapters.open_store``).
+
+    ``store``: a store already opened with ``vecsim.adapters.open_store`` (e.g. one a benchmark
+    bulk-loaded) to use instead of opening ``uri`` / ``collection``; the index then owns it and
+    closes it. Its spec is checked like that of an opened one.
     """
 
     def __init__(
@@ -105,11 +93,17 @@ class CustomIndex:
         dedupe_distance: int | None = None,
         batch_size: int = 16,
         progress: bool | None = None,
+        store: VectorStore | None = None,
         **store_options: Any,
     ):
         from vecsim.adapters import open_store
 
-        self.uri = uri or default_uri()
+        if store is not None and (store_options or (uri is not None and uri != store.uri)):
+            raise InvalidRequestError(
+                f"store is an open store of {store.uri}; uri {uri!r} and store options {sorted(store_options)} "
+                "apply only when the index opens its own"
+            )
+        self.uri = store.uri if store is not None else uri or default_uri()
         self.descriptor: Descriptor = load_descriptor(descriptor)
         self.max_pixels = max_pixels
         if fps <= 0:
@@ -128,8 +122,10 @@ class CustomIndex:
             dim=self.descriptor.dim,
             index=wanted or FlatIndex(),
         )
-        self._store: VectorStore = open_store(self.uri, collection, spec, **env_store_options(self.uri, store_options))
-        self._lock_scope = lock_scope(self.uri, collection)
+        if store is None:
+            store = open_store(self.uri, collection, spec, **env_store_options(self.uri, store_options))
+        self._store: VectorStore = store
+        self._lock_scope = lock_scope(self.uri, self._store.collection)
         self._check_spec(self._store.spec, wanted)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -159,6 +155,12 @@ class CustomIndex:
                 f"{stored.index.model_dump(mode='json')}; index options only apply when a collection is created"
             )
 
+    @property
+    def store(self) -> ReadOnlyStore:
+        """A read-only view of the index's store (search, asset records, frames, counts, spec):
+        for reports and benchmarks; writes go through ``add`` / ``remove`` / ``vacuum``."""
+        return ReadOnlyStore(self._store)
+
     # --- media and embedding -------------------------------------------------------------------
 
     def _open(self, media: MediaInput) -> MediaStream:
@@ -166,7 +168,7 @@ class CustomIndex:
 
     def _embedded_batches(self, stream: MediaStream) -> Iterator[tuple[list[Frame], np.ndarray, list[str]]]:
         """Decode, embed and hash a stream batch by batch: memory does not grow with its length."""
-        for batch in _batched(stream.frames, self.batch_size):
+        for batch in batched(stream.frames, self.batch_size):
             images = [f.image for f in batch]
             yield batch, self.descriptor.embed(images), pdq_hashes(images)
 
@@ -288,30 +290,21 @@ class CustomIndex:
             query_frames=len(frames), output=output, warnings=stream.warnings,
         )
 
-    def _query_batches(self, stream: MediaStream, rotations: bool
-                       ) -> Iterator[tuple[list[float], list[np.ndarray], list[DihedralHash]]]:
+    def _query_batches(self, stream: MediaStream, rotations: bool) -> Iterator[QueryBatch]:
         """(timestamps, [vectors of each variant], dihedral PDQ hashes) per batch of query frames;
         the variants are the frames as they are, then (with ``rotations``) turned left and right."""
-        for batch in _batched(stream.frames, self.batch_size):
+        for batch in batched(stream.frames, self.batch_size):
             images = [f.image for f in batch]
-            yield [f.timestamp for f in batch], embed_variants(self.descriptor, images, rotations), \
-                pdq_dihedral_hashes(images)
+            yield QueryBatch([f.timestamp for f in batch], embed_variants(self.descriptor, images, rotations),
+                             pdq_dihedral_hashes(images))
 
-    def _match(self, batches: Iterable[tuple[list[float], list[np.ndarray], Sequence[DihedralHash]]],
-               duration: float, top_k: int, threshold: float) -> tuple[list[QueryFrame], list[AssetMatch]]:
+    def _match(self, batches: Iterable[QueryBatch], duration: float, top_k: int, threshold: float
+               ) -> tuple[list[QueryFrame], list[AssetMatch]]:
         """Search and aggregate query frames given as (timestamps, vectors of each variant, PDQ
-        hashes) batches. A frame's variants are searched together; each indexed frame keeps the
-        best score any variant gave it."""
-        per_frame = max(2 * top_k, CANDIDATES_PER_FRAME)
-        frames: list[QueryFrame] = []
-        for timestamps, variants, hashes in batches:
-            n = len(timestamps)
-            found = self._store.search(np.concatenate(variants), limit=per_frame, per_asset=FRAMES_PER_ASSET)
-            hits = [merge_hits([found[v * n + i] for v in range(len(variants))]) for i in range(n)]
-            frames += [QueryFrame(t, h.hashes, hs, h.quality) for t, h, hs in zip(timestamps, hashes, hits)]
-        records = self._store.assets(sorted({h.task_id for qf in frames for h in qf.hits}))
-        output = aggregate(
-            frames, records, self.descriptor.calibration, threshold=threshold, top_k=top_k,
+        hashes) batches: :func:`vecsim.search.search_frames`, then :func:`vecsim.search.match_assets`."""
+        frames = search_frames(self._store, batches, top_k=top_k)
+        output = match_assets(
+            self._store, frames, self.descriptor.calibration, threshold=threshold, top_k=top_k,
             interval=1.0 / self.fps, query_duration=duration,
         )
         return frames, output
@@ -419,17 +412,6 @@ class _RowWriter:
             self.store.insert_frames(self.pending)
             self.written += len(self.pending)
             self.pending = []
-
-
-def _batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _index_config(index: str | IndexConfig | None, params: dict[str, Any] | None) -> IndexConfig | None:

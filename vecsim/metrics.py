@@ -29,6 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .errors import InvalidRequestError
+
 __all__ = [
     "Prediction",
     "SegmentMatch",
@@ -43,6 +45,8 @@ __all__ = [
     "recall_at_fpr",
     "segment_precision_recall_curve",
     "segment_ap",
+    "union_overlap",
+    "overlap_precision_recall",
 ]
 
 
@@ -285,6 +289,33 @@ def intersection_length(a: list[tuple[float, float]], b: list[tuple[float, float
         else:
             j += 1
     return total
+
+
+def union_overlap(segments: Iterable[tuple[float, float]], truth: tuple[float, float]) -> tuple[float, float]:
+    """(length of the union of ``segments``, its overlap with the ``truth`` range)."""
+    merged = interval_union(segments)
+    return interval_length(merged), intersection_length(merged, [truth])
+
+
+def overlap_precision_recall(
+    predicted: Iterable[tuple[Sequence[tuple[float, float]], tuple[float, float] | None]], truth_length: float
+) -> tuple[float, float]:
+    """Segment precision and recall on one time axis (query or reference), in the VSC2022 spirit.
+
+    ``predicted``: for each asset returned for each query, its segments on this axis and the true
+    range they should cover, or None when the asset is the wrong one (its segments count as
+    predicted length with no overlap). ``truth_length``: the summed lengths of every query's true
+    range. Precision = summed overlap of each union of segments with its truth / summed length of
+    the unions; recall = summed overlap / ``truth_length``. (The video benchmark multiplies the
+    two axes for its ``combined`` figures.)"""
+    if not truth_length > 0:
+        raise InvalidRequestError(f"truth_length must be positive, got {truth_length}")
+    predicted_length = overlap = 0.0
+    for segments, truth in predicted:
+        length, inter = union_overlap(segments, truth if truth is not None else (0.0, 0.0))
+        predicted_length += length
+        overlap += inter if truth is not None else 0.0
+    return overlap / max(predicted_length, 1e-9), overlap / truth_length
 
 
 def _boxes_overlap(p: SegmentMatch, g: SegmentMatch) -> bool:

@@ -95,26 +95,15 @@ class StoredFrame:
     pdq: str
 
 
-class VectorStore(Protocol):
-    """A vecsim collection (frame rows + asset records) in one engine."""
+class StoreReader(Protocol):
+    """The reading half of a :class:`VectorStore`: what a query, a benchmark or a report needs,
+    and nothing that writes (what :attr:`CustomIndex.store <vecsim.CustomIndex.store>` gives)."""
 
     uri: str
     engine: str  # e.g. "milvus-lite", "milvus"
     engine_version: str
     collection: str
     spec: CollectionSpec  # as stored with the collection
-
-    def insert_frames(self, rows: list[FrameRow]) -> None:
-        """Write frame rows (invisible to queries until their generation is committed)."""
-
-    def commit_asset(self, record: AssetRecord) -> None:
-        """Write (or overwrite) the asset record: from now on queries see ``record.generation``."""
-
-    def delete_asset(self, task_id: str) -> AssetRecord | None:
-        """Delete the asset record (the asset disappears from queries); returns it, or None."""
-
-    def delete_frames(self, task_id: str, keep_generation: str | None = None) -> int:
-        """Delete the frame rows of ``task_id`` except those of ``keep_generation``; returns how many."""
 
     def search(self, vectors: np.ndarray, limit: int, per_asset: int = 1) -> list[list[Hit]]:
         """For each query vector, the ``per_asset`` best frames of each of the ``limit`` closest
@@ -133,9 +122,73 @@ class VectorStore(Protocol):
     def count(self) -> tuple[int, int]:
         """``(visible assets, frame rows)``; frame rows include any of an add in progress."""
 
+
+class VectorStore(StoreReader, Protocol):
+    """A vecsim collection (frame rows + asset records) in one engine."""
+
+    def insert_frames(self, rows: list[FrameRow]) -> None:
+        """Write frame rows (invisible to queries until their generation is committed)."""
+
+    def commit_asset(self, record: AssetRecord) -> None:
+        """Write (or overwrite) the asset record: from now on queries see ``record.generation``."""
+
+    def delete_asset(self, task_id: str) -> AssetRecord | None:
+        """Delete the asset record (the asset disappears from queries); returns it, or None."""
+
+    def delete_frames(self, task_id: str, keep_generation: str | None = None) -> int:
+        """Delete the frame rows of ``task_id`` except those of ``keep_generation``; returns how many."""
+
     def build_index(self) -> None:
         """Finish building the vector index over everything written so far (a Milvus server:
         flush and wait for the index build; Qdrant: wait for the optimizers). Searches are right
         without it, only slower until the engine catches up; call it after a bulk load."""
 
     def close(self) -> None: ...
+
+
+class ReadOnlyStore:
+    """A read-only view of a store: the :class:`StoreReader` methods and attributes pass through,
+    the writing ones do not exist. It does not own the store (closing is its owner's job)."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: StoreReader):
+        self._store = store
+
+    @property
+    def uri(self) -> str:
+        return self._store.uri
+
+    @property
+    def engine(self) -> str:
+        return self._store.engine
+
+    @property
+    def engine_version(self) -> str:
+        return self._store.engine_version
+
+    @property
+    def collection(self) -> str:
+        return self._store.collection
+
+    @property
+    def spec(self) -> CollectionSpec:
+        return self._store.spec
+
+    def search(self, vectors: np.ndarray, limit: int, per_asset: int = 1) -> list[list[Hit]]:
+        return self._store.search(vectors, limit=limit, per_asset=per_asset)
+
+    def assets(self, task_ids: list[str]) -> dict[str, AssetRecord]:
+        return self._store.assets(task_ids)
+
+    def frames(self, task_id: str, generation: str) -> list[StoredFrame]:
+        return self._store.frames(task_id, generation)
+
+    def generations(self) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
+        return self._store.generations()
+
+    def count(self) -> tuple[int, int]:
+        return self._store.count()
+
+    def __repr__(self) -> str:
+        return f"ReadOnlyStore({self.engine} {self.collection!r} at {self.uri})"

@@ -27,7 +27,7 @@ The extracted server binaries (~250 MB) are cached in ``$MILVUS_TEST_BIN_CACHE``
 (default ``~/.cache/milvus-test-server/<version>``) and shared between runs.
 
 This file is also the script run inside the namespace:
-``python tests/milvus_server.py serve BASE_DIR BIN_CACHE``.
+``python vecsim/testing/milvus_server.py serve BASE_DIR BIN_CACHE``.
 """
 
 from __future__ import annotations

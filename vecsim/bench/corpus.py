@@ -31,12 +31,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .descriptors import Descriptor
-from .descriptors.pdq import DihedralHash, pdq_dihedral_hashes, pdq_hashes
-from .edits import select_edits
-from .errors import MediaError
-from .index import _batched
-from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, decode_image, files_under, open_media
+from ..descriptors import Descriptor
+from ..descriptors.pdq import DihedralHash, pdq_dihedral_hashes, pdq_hashes
+from ..edits import select_edits
+from ..embedding import batched, embed_variants
+from ..errors import InvalidRequestError, MediaError
+from ..media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, decode_image, files_under, open_media
 
 #: Bumped when the corpus layout or the way it is made changes: old cache files are not reused.
 FORMAT = 3
@@ -86,14 +86,15 @@ def split_folder(folder: str | Path, distractors: str | Path | None = None, *, r
     """References, non-matching sources and distractors of a benchmark (see the module docstring)."""
     images = [p for p in list_images(folder) if p.name not in exclude]
     if len(images) < 2:
-        raise ValueError(f"a benchmark needs at least 2 photos in {folder}, found {len(images)}")
+        raise InvalidRequestError(f"folder {str(folder)!r}: a benchmark needs at least 2 photos, found {len(images)}")
     random.Random(seed).shuffle(images)
     n_ref = references if references is not None else len(images) // 2
     if not 1 <= n_ref <= len(images):
-        raise ValueError(f"references must be between 1 and {len(images)}, got {n_ref}")
+        raise InvalidRequestError(f"references must be between 1 and {len(images)}, got {n_ref}")
     n_non = min(n_ref, len(images) - n_ref) if non_matching is None else non_matching
     if n_non < 0 or n_ref + n_non > len(images):
-        raise ValueError(f"{n_ref} references + {n_non} non-matching photos exceed the {len(images)} in {folder}")
+        raise InvalidRequestError(f"non_matching={n_non}: {n_ref} references + {n_non} non-matching photos exceed "
+                                  f"the {len(images)} in {folder}")
     extra = [p for p in list_images(distractors) if p.name not in exclude] if distractors else []
     return BenchSplit(sorted(images[:n_ref]), sorted(images[n_ref:n_ref + n_non]),
                       sorted(images[n_ref + n_non:]) + extra)
@@ -195,7 +196,7 @@ def _embed_all(descriptor: Descriptor, images: Iterator[Image.Image], total: int
 
     vectors, hashes = [], []
     with tqdm(total=total, desc=desc, unit="img") as bar:
-        for batch in _batched(images, BATCH):
+        for batch in batched(images, BATCH):
             vectors.append(descriptor.embed(batch))
             hashes += pdq_hashes(batch)
             bar.update(len(batch))
@@ -220,7 +221,8 @@ def load_or_build_frames(descriptor: Descriptor, split: BenchSplit, cache_dir: P
             return z["vectors"], [str(h) for h in z["pdq"]], z["group"]
     sources = _distractor_sources(split.distractors, videos)
     if not sources:
-        raise ValueError("extra distractors need distractor images or videos to take frames and crops from")
+        raise InvalidRequestError(f"extra_distractors={extra_distractors} needs distractor images or videos to take "
+                                  "frames and crops from; there are none")
     per_source = -(-extra_distractors // len(sources))
     progress(f"{len(sources)} distractor sources x {per_source} frames")
     groups: list[int] = []
@@ -241,14 +243,12 @@ def load_or_build_frames(descriptor: Descriptor, split: BenchSplit, cache_dir: P
 def _embed_queries(descriptor: Descriptor, images: Iterator[Image.Image], total: int
                    ) -> tuple[np.ndarray, np.ndarray, list[DihedralHash]]:
     """Query vectors and hashes as ``CustomIndex.query`` makes them for an image
-    (:func:`~vecsim.index.embed_variants`: the image, then its quarter turns; its dihedral PDQ hashes)."""
+    (:func:`~vecsim.embedding.embed_variants`: the image, then its quarter turns; its dihedral PDQ hashes)."""
     from tqdm import tqdm
-
-    from .index import embed_variants
 
     batches, hashes = [], []
     with tqdm(total=total, desc="edited queries", unit="img") as bar:
-        for batch in _batched(images, BATCH):
+        for batch in batched(images, BATCH):
             batches.append(embed_variants(descriptor, batch, rotations=True))
             hashes += pdq_dihedral_hashes(batch)
             bar.update(len(batch))

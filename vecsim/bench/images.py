@@ -1,11 +1,11 @@
 """Image benchmark in the DISC21 / ISC2021 protocol: how well does an index find edited copies?
 
-From a folder of photos, :mod:`vecsim.bench_corpus` makes references, non-matching photos and
+From a folder of photos, :mod:`vecsim.bench.corpus` makes references, non-matching photos and
 distractors (plus, optionally, tens of thousands of extra distractor frames), and queries: every
 reference and every non-matching photo under the 14 edits of the Active Image Indexing table and
 any optional edit families. The corpus is written straight into a store with the chosen index
-config; every query then goes through the query path of :class:`~vecsim.CustomIndex` (search
-and per-asset aggregation, top 5 assets). Reported, per edit and overall (see
+config; every query then goes through the query path of :class:`~vecsim.CustomIndex`
+(:mod:`vecsim.search`: search and per-asset aggregation, top 5 assets). Reported, per edit and overall (see
 :mod:`vecsim.metrics` for the definitions):
 
 - **Recall@1**: the right reference ranks first;
@@ -22,21 +22,21 @@ Seeded and reproducible.
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from . import metrics
-from .bench_corpus import Corpus, load_or_build_corpus, load_rgb, split_folder
-from .bench_index import end_to_end_query_ms, load_corpus_into, percentile, search_queries, vector_bytes
-from .descriptors import Descriptor, load_descriptor
+from .. import metrics
+from ..descriptors import Descriptor, load_descriptor
+from .corpus import Corpus, load_or_build_corpus, load_rgb, split_folder
+from .index import end_to_end_query_ms, open_bench_index, search_queries, vector_bytes
+from .report import percentile, table, write_report  # noqa: F401  (write_report: re-exported)
 
 #: The fraction of non-matching queries a moderation threshold may flag.
 FLAGGED_RATE = 0.01
@@ -77,9 +77,9 @@ class ImageBenchReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_markdown(self) -> str:
-        lines = ["| edit | Recall@1 | recall at 1 % flagged | micro-AP |", "|---|---|---|---|"]
-        for edit, m in self.per_edit.items():
-            lines.append(f"| {edit} | {m['recall_at_1']:.3f} | {m['recall_at_1pct_flagged']:.3f} | {m['micro_ap']:.3f} |")
+        lines = table(["edit", "Recall@1", "recall at 1 % flagged", "micro-AP"],
+                      [(edit, f"{m['recall_at_1']:.3f}", f"{m['recall_at_1pct_flagged']:.3f}", f"{m['micro_ap']:.3f}")
+                       for edit, m in self.per_edit.items()])
         lines.append(f"| **mean / all** | **{self.recall_at_1:.3f}** | **{self.recall_at_1pct_flagged:.3f}** | "
                      f"**{self.micro_ap:.3f}** |")
         p90 = f"{self.threshold_p90:.3f}" if self.threshold_p90 is not None else "never reached"
@@ -98,10 +98,10 @@ class ImageBenchReport:
             f"- bytes per vector: {self.code_bytes_per_vector:.0f} (codes) + {self.graph_bytes_per_vector:.0f} (graph)",
         ]
         if self.at_thresholds:
-            lines += ["", "| similarity_score >= | precision | recall | predictions |", "|---|---|---|---|"]
-            for t, m in self.at_thresholds.items():
-                p = "-" if m["precision"] is None else f"{m['precision']:.3f}"
-                lines.append(f"| {t} | {p} | {m['recall']:.3f} | {m['predictions']:.0f} |")
+            lines += [""] + table(
+                ["similarity_score >=", "precision", "recall", "predictions"],
+                [(t, "-" if m["precision"] is None else f"{m['precision']:.3f}", f"{m['recall']:.3f}",
+                  f"{m['predictions']:.0f}") for t, m in self.at_thresholds.items()])
         return "\n".join(lines)
 
 
@@ -185,8 +185,7 @@ def run_image_bench(
     progress: Callable[[str], None] = lambda _: None,
     **store_options: Any,
 ) -> ImageBenchReport:
-    from .index import CustomIndex
-    from .index_config import parse_index_config
+    from ..index_config import parse_index_config
 
     desc = load_descriptor(descriptor)
     split = split_folder(folder, distractors, references=references, exclude=exclude, seed=seed)
@@ -197,12 +196,9 @@ def run_image_bench(
                                   families=families, seed=seed, progress=progress)
     config = parse_index_config(index, index_params or {})
     with tempfile.TemporaryDirectory(prefix="vecsim-bench-") as tmp:
-        with CustomIndex(uri or str(Path(tmp) / "bench.db"), descriptor=desc, index=config,
-                         collection=collection, **store_options) as idx:
-            store = idx._store
-            progress(f"loading {corpus.vectors_indexed} vectors into {store.engine} {config.type}")
-            load_corpus_into(store, corpus, progress)
-            store.build_index()
+        with open_bench_index(corpus, uri=uri or str(Path(tmp) / "bench.db"), index=config, collection=collection,
+                              descriptor=desc, progress=progress, **store_options) as (idx, _):
+            store = idx.store
             progress(f"searching {len(corpus.query_edit)} queries")
             scores = score_results(search_queries(idx, corpus, top_k=5, rotations=rotations), corpus)
             progress("timing the embedding and end-to-end queries")
@@ -221,13 +217,3 @@ def run_image_bench(
         query_ms_median=statistics.median(query_ms), query_ms_p95=percentile(query_ms, 0.95),
         code_bytes_per_vector=code, graph_bytes_per_vector=graph, **scores,
     )
-
-
-def write_report(report: Any, out_dir: str | Path, stem: str = "image-bench") -> tuple[Path, Path]:
-    """Write a benchmark report (a dataclass with ``to_markdown``) as STEM.md and STEM.json."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    md, js = out / f"{stem}.md", out / f"{stem}.json"
-    md.write_text(report.to_markdown() + "\n")
-    js.write_text(json.dumps(asdict(report), indent=2) + "\n")
-    return md, js

@@ -1,0 +1,39 @@
+"""Frames to query vectors: batching, and the quarter-turn variants a query searches.
+
+Shared by :class:`~vecsim.CustomIndex` and the benchmarks (:mod:`vecsim.bench`), so that a
+benchmark's cached query vectors are made exactly as ``query`` makes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .descriptors import Descriptor
+
+#: The extra query variants of ``query(..., rotations=True)``: a quarter turn left, and right.
+QUARTER_TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
+
+
+def embed_variants(descriptor: Descriptor, images: list[Image.Image], rotations: bool) -> list[np.ndarray]:
+    """The query vectors of a batch of frames: the frames as they are, then (with ``rotations``)
+    each quarter turn of :data:`QUARTER_TURNS`; one ``(len(images), dim)`` array per variant."""
+    variants = [descriptor.embed(images)]
+    if rotations:
+        variants += [descriptor.embed([im.transpose(turn) for im in images]) for turn in QUARTER_TURNS]
+    return variants
+
+
+def batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``n`` (the last one shorter), lazily: memory holds one batch."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
