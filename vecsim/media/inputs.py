@@ -208,12 +208,20 @@ def _socket_of(resp):
 def _HttpOnlyRedirects(url: str):
     import urllib.request
 
-    class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-        """Follow a redirect only to another http(s) URL."""
+    import urllib.parse
 
-        def redirect_request(self, req, fp, code, msg, headers, newurl):
-            if not newurl.lower().startswith(("http://", "https://")):
-                raise MediaFetchError(url, f"redirected to {newurl!r}, which is not an http(s) URL: refused")
-            return super().redirect_request(req, fp, code, msg, headers, newurl)
+    class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+        """Follow a redirect only to another http(s) URL (urllib would also follow ``ftp://``)."""
+
+        def http_error_302(self, req, fp, code, msg, headers):
+            target = headers.get("location") or headers.get("uri")
+            if target:
+                target = urllib.parse.urljoin(req.full_url, target)
+                if urllib.parse.urlparse(target).scheme.lower() not in ("http", "https"):
+                    fp.close()
+                    raise MediaFetchError(url, f"redirected to {target!r}, which is not an http(s) URL: refused")
+            return super().http_error_302(req, fp, code, msg, headers)
+
+        http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
     return HttpOnlyRedirects()
