@@ -136,21 +136,39 @@ class CustomIndex:
         self._store: VectorStore = open_store(self.uri, collection, spec, **store_options)
         self._check_spec(self._store.spec, wanted)
 
+    # The media options, one by one (readable and, validated, settable: older callers do both).
+
     @property
     def fps(self) -> float:
         return self.media_options.fps
+
+    @fps.setter
+    def fps(self, value: float) -> None:
+        self.media_options = self.media_options.replace(fps=value)
 
     @property
     def max_duration(self) -> float:
         return self.media_options.max_duration
 
+    @max_duration.setter
+    def max_duration(self, value: float) -> None:
+        self.media_options = self.media_options.replace(max_duration=value)
+
     @property
     def max_pixels(self) -> int:
         return self.media_options.max_pixels
 
+    @max_pixels.setter
+    def max_pixels(self, value: int) -> None:
+        self.media_options = self.media_options.replace(max_pixels=value)
+
     @property
     def dedupe_distance(self) -> int | None:
         return self.media_options.dedupe_distance
+
+    @dedupe_distance.setter
+    def dedupe_distance(self, value: int | None) -> None:
+        self.media_options = self.media_options.replace(dedupe_distance=value)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
