@@ -87,7 +87,9 @@ class AnimationStream(MediaStream):
     def check_length(self) -> None:
         """Refuse, before any frame is yielded, an animation longer than ``max_duration``: the
         frame durations are summed first (the sampler alone sees only where the last frame
-        starts, not where it ends). Raises a typed error for a damaged animation too."""
+        starts, not where it ends). Pillow reads each frame to reach the next, so this costs a
+        second pass over the animation; animations are short. Raises a typed error for an
+        animation damaged at its first frame (a later break is left to the decode loop's warning)."""
         im, total, i = self._im, 0.0, 0
         try:
             for i in range(getattr(im, "n_frames", 1)):
