@@ -36,7 +36,7 @@ def test_containers_and_codecs_sample_one_frame_per_second(tmp_path, shot, suffi
     path = write_video(tmp_path / f"clip{suffix}", shot, 10, codec=codec)
     ts, stream = timestamps(path)
     assert ts == pytest.approx([0, 1, 2, 3, 4], abs=0.11)
-    assert stream.info["codec"] in (codec.removeprefix("lib").replace("vpx-vp9", "vp9").replace("x264", "h264"), codec)
+    assert stream.codec in (codec.removeprefix("lib").replace("vpx-vp9", "vp9").replace("x264", "h264"), codec)
     assert 4.5 <= stream.duration <= 5.2
     im = open_media(path).read_all()[2].image
     assert im.mode == "RGB" and im.size == SIZE
@@ -124,15 +124,17 @@ def test_audio_only_is_refused(tmp_path):
                 out.mux(p)
         for p in s.encode():
             out.mux(p)
-    with pytest.raises(UnsupportedMediaError, match="no video stream \\(audio only\\)"):
+    with pytest.raises(UnsupportedMediaError, match="no video stream \\(audio only\\)") as err:
         open_media(path)
+    assert err.value.source == str(path)
 
 
 def test_truncated_mp4_without_index_is_corrupt(tmp_path, shot):
     data = write_video(tmp_path / "full.mp4", shot, 10).read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CorruptMediaError, match="truncated or corrupt video"):
+    with pytest.raises(CorruptMediaError, match="truncated or corrupt video") as err:
         open_media(tmp_path / "cut.mp4").read_all()
+    assert err.value.source == str(tmp_path / "cut.mp4")
 
 
 def test_truncated_stream_keeps_the_frames_before_the_damage(tmp_path, shot):
@@ -142,6 +144,47 @@ def test_truncated_stream_keeps_the_frames_before_the_damage(tmp_path, shot):
     ts, stream = timestamps(cut)
     assert 3 <= len(ts) < 20 and ts == sorted(ts)
     assert all("damaged" in w for w in stream.warnings)
+
+
+def _write_faststart_mp4(path, frames, fps=10):
+    """An MP4 with its index (moov) at the front, as ``-movflags +faststart`` writes it."""
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        s = out.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
+        for i, im in enumerate(frames):
+            f = av.VideoFrame.from_image(im)
+            f.pts = i
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    return path
+
+
+def test_faststart_mp4_cut_short_warns_and_keeps_its_frames(tmp_path, shot):
+    data = _write_faststart_mp4(tmp_path / "full.mp4", shot * 2).read_bytes()  # 10 s
+    assert data.find(b"moov") < data.find(b"mdat")  # the index is at the front
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.4)])
+    ts, stream = timestamps(cut)
+    assert 1 <= len(ts) < 8 and stream.frame_count == len(ts) and stream.duration < 8
+    assert len(stream.warnings) == 1 and "truncated?" in stream.warnings[0], stream.warnings
+    assert "10.0 s" in stream.warnings[0]
+    full_ts, full = timestamps(tmp_path / "full.mp4")  # the complete file: no warning
+    assert len(full_ts) == 10 and full.warnings == [] and full.duration == pytest.approx(10, abs=0.11)
+
+
+def test_corrupt_middle_of_an_mp4_keeps_the_frames_before(tmp_path, shot):
+    data = bytearray(write_video(tmp_path / "m.mp4", shot * 2, 10).read_bytes())  # 10 s, moov at the end
+    mid, n = len(data) // 2, len(data) // 5
+    data[mid : mid + n] = np.random.default_rng(0).integers(0, 256, n, dtype=np.uint8).tobytes()
+    (tmp_path / "m2.mp4").write_bytes(bytes(data))
+    try:
+        ts, stream = timestamps(tmp_path / "m2.mp4")
+    except CorruptMediaError as exc:  # acceptable too: typed and named
+        assert exc.source == str(tmp_path / "m2.mp4")
+    else:
+        assert 1 <= len(ts) and ts == sorted(ts) and stream.warnings
 
 
 def test_garbage_after_a_valid_start(tmp_path, shot):
@@ -163,8 +206,9 @@ def test_zero_length_video(tmp_path):
         f.sample_rate, f.pts = 44100, 0
         for p in list(a.encode(f)) + list(a.encode()):
             out.mux(p)
-    with pytest.raises(EmptyMediaError, match="zero length"):
+    with pytest.raises(EmptyMediaError, match="zero length") as err:
         open_media(path).read_all()
+    assert err.value.source == str(path)
 
 
 def test_too_long(tmp_path, shot):
@@ -176,6 +220,15 @@ def test_too_long(tmp_path, shot):
 def test_random_bytes_are_not_media():
     with pytest.raises(UnsupportedMediaError, match="not an image or a video"):
         open_media(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+
+
+def test_stream_reports_its_description_once_read(tmp_path, shot):
+    stream = open_media(write_video(tmp_path / "d.mp4", shot, 10))
+    assert (stream.media_type, stream.codec, stream.width, stream.height) == ("video", "h264", *SIZE)
+    assert stream.frame_rate == pytest.approx(10) and stream.duration is None and stream.frame_count == 0
+    frames = list(stream)
+    assert stream.frame_count == len(frames) == 5 and stream.duration == pytest.approx(5, abs=0.11)
+    assert stream.warnings == []
 
 
 def test_kept_frames_are_independent_images(tmp_path, photos):

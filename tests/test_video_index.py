@@ -263,3 +263,25 @@ def test_image_asset_segments_are_runs_of_query_seconds(index, media):
     assert top.task_id == "clock-photo" and len(top.segments) == 1
     seg = top.segments[0]
     assert seg.match_start == seg.match_end == 0 and seg.query_end - seg.query_start >= 4
+
+
+def test_video_query_segments_end_where_the_copy_ends(tmp_path):
+    """A video query's duration is read after its frames (it was read before: 0, so query_end got
+    no extension while match_end did). Both ends cover their last frame's second."""
+    photos = [sample_photo(n) for n in ("astronaut", "chelsea", "coffee", "rocket", "camera")]
+    clip = write_video(tmp_path / "clip.mp4", slideshow(photos, 2, FPS, SIZE, seed=4), FPS)  # 10 s
+    excerpt = apply_edit(clip, tmp_path / "excerpt.mp4", VideoEdit("excerpt", 3.0, 8.0))  # seconds 3..7
+    with CustomIndex(str(tmp_path / "q.db")) as idx:
+        idx.add(clip, task_id="clip")
+        full = idx.query(clip)
+        assert full.duration == pytest.approx(10, abs=0.11)
+        seg = full.output[0].segments[0]
+        assert full.output[0].task_id == "clip"
+        assert (seg.query_start, seg.match_start) == (0, 0)
+        assert abs(seg.query_end - 10) <= 1.01 and abs(seg.match_end - 10) <= 1.01
+        assert seg.query_end - seg.query_start == pytest.approx(seg.match_end - seg.match_start, abs=0.11)
+        part = idx.query(excerpt)
+        assert part.duration == pytest.approx(5, abs=0.11)
+        seg = part.output[0].segments[0]
+        got = (seg.query_start, seg.query_end, seg.match_start, seg.match_end)
+        assert got == pytest.approx((0, 5, 3, 8), abs=0.11), got  # was 0-4 -> 3-8

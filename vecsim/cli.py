@@ -16,6 +16,7 @@ import typer
 
 from .errors import InvalidRequestError, MediaError, VecsimError
 from .index_config import INDEX_TYPES, parse_param_pairs
+from .media.options import DEFAULT_FPS, MAX_DEDUPE_DISTANCE, MediaOptions
 
 app = typer.Typer(
     add_completion=False,
@@ -30,7 +31,7 @@ app.add_typer(bench_app, name="bench")
 class _State:
     index: str | None = None
     collection: str = "vecsim"
-    fps: float = 1.0
+    fps: float = DEFAULT_FPS
     debug: bool = False
     descriptor: str | None = None
     store_options: dict = {}
@@ -50,7 +51,7 @@ def _main(
                           "qdrant-local:PATH or qdrant-edge:PATH."),
     ] = None,
     collection: Annotated[str, typer.Option(help="Collection name inside the index.")] = "vecsim",
-    fps: Annotated[float, typer.Option(min=0.01, max=60.0, help="Video frames sampled per second.")] = 1.0,
+    fps: Annotated[float, typer.Option(min=0.01, max=60.0, help="Video frames sampled per second.")] = DEFAULT_FPS,
     token: Annotated[Optional[str], typer.Option(envvar="VECSIM_TOKEN", show_envvar=True,
                                                  help="Milvus token (user:password) or Qdrant API key.")] = None,
     db_name: Annotated[Optional[str], typer.Option(help="Milvus database name.")] = None,
@@ -74,7 +75,7 @@ def _open(index_type: str | None = None, index_params: list[str] | None = None, 
 
     params = parse_param_pairs(index_params or [])
     return CustomIndex(state.index, collection=state.collection, index=index_type, index_params=params or None,
-                       fps=state.fps, dedupe_distance=dedupe, descriptor=state.descriptor, **state.store_options)
+                       media=MediaOptions(fps=state.fps, dedupe_distance=dedupe), descriptor=state.descriptor, **state.store_options)
 
 
 def _emit(obj: dict) -> None:
@@ -104,7 +105,7 @@ def add(
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing task_id.")] = False,
     index_type: Annotated[Optional[str], typer.Option(help=f"{INDEX_TYPE_HELP} (used when the collection is created).")] = None,
     index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE index parameter, repeatable.")] = None,
-    dedupe: Annotated[Optional[int], typer.Option(min=0, max=256, help="Merge consecutive video frames within this many PDQ bits.")] = None,
+    dedupe: Annotated[Optional[int], typer.Option(min=0, max=MAX_DEDUPE_DISTANCE, help="Merge consecutive video frames within this many PDQ bits.")] = None,
 ) -> None:
     """Add images and videos; prints one JSON line per added file: {"task_id", "source"}."""
     from .media import expand_sources

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from .aggregate import QueryFrame
 from .descriptors import Descriptor, load_descriptor
 from .descriptors.pdq import hamming, pdq_dihedral_hashes, pdq_hashes
 from .embedding import QUARTER_TURNS, batched, embed_variants  # noqa: F401  (QUARTER_TURNS: re-exported)
@@ -29,14 +28,12 @@ from .errors import (
     TaskNotFoundError,
 )
 from .index_config import FlatIndex, IndexConfig, parse_index_config
-from .media import DEFAULT_MAX_PIXELS, Frame, MediaInput, MediaStream, describe, expand_sources, open_media
-from .video import DEFAULT_FPS, DEFAULT_MAX_DURATION
+from .media import Frame, MediaInput, MediaOptions, MediaStream, describe, expand_sources, open_media
 from .schema import (
     AddFailure,
     AddManyResult,
     AddResult,
     AssetInfo,
-    AssetMatch,
     DescriptorInfo,
     FrameInfo,
     IndexInfo,
@@ -68,9 +65,11 @@ class CustomIndex:
 
     ``index`` (type name or config) and ``index_params`` apply when the collection is created;
     an existing collection keeps what it was built with. ``descriptor`` must match the one the
-    collection was built with. Videos are sampled at ``fps`` frames per second (by presentation
-    time) up to ``max_duration`` seconds; with ``dedupe_distance`` set, a frame within that many
-    PDQ bits of the previous kept frame is not stored, and the kept frame covers its time.
+    collection was built with. How media is read comes from ``media`` (a
+    :class:`~vecsim.media.MediaOptions`; the keywords ``fps``, ``max_duration``, ``max_pixels`` and
+    ``dedupe_distance`` override its fields): videos are sampled at ``fps`` frames per second (by
+    presentation time) up to ``max_duration`` seconds; with ``dedupe_distance`` set, a frame within
+    that many PDQ bits of the previous kept frame is not stored, and the kept frame covers its time.
     Extra keyword arguments go to the store adapter (Milvus: ``token``, ``db_name``, ``consistency``;
     Qdrant server: ``api_key``, ``prefer_grpc``; see ``vecsim.adapters.open_store``).
 
@@ -87,9 +86,10 @@ class CustomIndex:
         descriptor: str | Descriptor | None = None,
         index: str | IndexConfig | None = None,
         index_params: dict[str, Any] | None = None,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        fps: float = DEFAULT_FPS,
-        max_duration: float = DEFAULT_MAX_DURATION,
+        media: MediaOptions | None = None,
+        max_pixels: int | None = None,
+        fps: float | None = None,
+        max_duration: float | None = None,
         dedupe_distance: int | None = None,
         batch_size: int = 16,
         progress: bool | None = None,
@@ -105,14 +105,10 @@ class CustomIndex:
             )
         self.uri = store.uri if store is not None else uri or default_uri()
         self.descriptor: Descriptor = load_descriptor(descriptor)
-        self.max_pixels = max_pixels
-        if fps <= 0:
-            raise InvalidRequestError(f"fps must be positive, got {fps}")
-        self.fps = float(fps)
-        self.max_duration = float(max_duration)
-        if dedupe_distance is not None and not 0 <= dedupe_distance <= 256:
-            raise InvalidRequestError(f"dedupe_distance must be in 0..256 PDQ bits, got {dedupe_distance}")
-        self.dedupe_distance = dedupe_distance
+        overrides = {"fps": fps, "max_duration": max_duration, "max_pixels": max_pixels}
+        if dedupe_distance is not None:
+            overrides["dedupe_distance"] = dedupe_distance
+        self.media_options: MediaOptions = (media or MediaOptions()).replace(**overrides)
         self.batch_size = max(1, batch_size)
         self.progress = progress
         wanted = _index_config(index, index_params)
@@ -127,6 +123,40 @@ class CustomIndex:
         self._store: VectorStore = store
         self._lock_scope = lock_scope(self.uri, self._store.collection)
         self._check_spec(self._store.spec, wanted)
+
+    # The media options, one by one (readable and, validated, settable: older callers do both).
+
+    @property
+    def fps(self) -> float:
+        return self.media_options.fps
+
+    @fps.setter
+    def fps(self, value: float) -> None:
+        self.media_options = self.media_options.replace(fps=value)
+
+    @property
+    def max_duration(self) -> float:
+        return self.media_options.max_duration
+
+    @max_duration.setter
+    def max_duration(self, value: float) -> None:
+        self.media_options = self.media_options.replace(max_duration=value)
+
+    @property
+    def max_pixels(self) -> int:
+        return self.media_options.max_pixels
+
+    @max_pixels.setter
+    def max_pixels(self, value: int) -> None:
+        self.media_options = self.media_options.replace(max_pixels=value)
+
+    @property
+    def dedupe_distance(self) -> int | None:
+        return self.media_options.dedupe_distance
+
+    @dedupe_distance.setter
+    def dedupe_distance(self, value: int | None) -> None:
+        self.media_options = self.media_options.replace(dedupe_distance=value)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -164,7 +194,7 @@ class CustomIndex:
     # --- media and embedding -------------------------------------------------------------------
 
     def _open(self, media: MediaInput) -> MediaStream:
-        return open_media(media, max_pixels=self.max_pixels, fps=self.fps, max_duration=self.max_duration)
+        return open_media(media, self.media_options)
 
     def _embedded_batches(self, stream: MediaStream) -> Iterator[tuple[list[Frame], np.ndarray, list[str]]]:
         """Decode, embed and hash a stream batch by batch: memory does not grow with its length."""
@@ -283,8 +313,10 @@ class CustomIndex:
             raise InvalidRequestError(f"threshold must be in [0, 1], got {threshold}")
         stream = self._open(media)
         turn = stream.media_type == "image" if rotations is None else bool(rotations)
-        batches = self._query_batches(stream, turn)
-        frames, output = self._match(batches, stream.duration or 0.0, top_k, threshold)
+        frames = search_frames(self._store, self._query_batches(stream, turn), top_k=top_k)
+        # the duration of a video is known only now, once its frames were read
+        output = match_assets(self._store, frames, self.descriptor.calibration, threshold=threshold, top_k=top_k,
+                              interval=1.0 / self.fps, query_duration=stream.duration or 0.0)
         return QueryResult(
             source=stream.source, media_type=stream.media_type, duration=stream.duration or 0.0,
             query_frames=len(frames), output=output, warnings=stream.warnings,
@@ -297,17 +329,6 @@ class CustomIndex:
             images = [f.image for f in batch]
             yield QueryBatch([f.timestamp for f in batch], embed_variants(self.descriptor, images, rotations),
                              pdq_dihedral_hashes(images))
-
-    def _match(self, batches: Iterable[QueryBatch], duration: float, top_k: int, threshold: float
-               ) -> tuple[list[QueryFrame], list[AssetMatch]]:
-        """Search and aggregate query frames given as (timestamps, vectors of each variant, PDQ
-        hashes) batches: :func:`vecsim.search.search_frames`, then :func:`vecsim.search.match_assets`."""
-        frames = search_frames(self._store, batches, top_k=top_k)
-        output = match_assets(
-            self._store, frames, self.descriptor.calibration, threshold=threshold, top_k=top_k,
-            interval=1.0 / self.fps, query_duration=duration,
-        )
-        return frames, output
 
     # --- remove / get / count / info -------------------------------------------------------------
 
