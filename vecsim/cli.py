@@ -47,7 +47,7 @@ def _main(
     index: Annotated[
         Optional[str],
         typer.Option("--index", envvar="VECSIM_INDEX",
-                     help="Index URI: a *.db file (Milvus Lite), http://host:19530 (Milvus), qdrant://host:6333, "
+                     help="Index URI: a *.db path (Milvus Lite, a folder), http://host:19530 (Milvus), qdrant://host:6333, "
                           "qdrant-local:PATH or qdrant-edge:PATH."),
     ] = None,
     collection: Annotated[str, typer.Option(help="Collection name inside the index.")] = "vecsim",
@@ -210,7 +210,7 @@ def vacuum() -> None:
 def demo() -> None:
     """Index scikit-image's sample photos plus distractors, query edited copies, print the table.
 
-    Uses a temporary Milvus Lite file unless --index is given."""
+    Uses a temporary Milvus Lite index unless --index is given."""
     from .demo import run_demo
 
     run_demo(state.index)
@@ -229,7 +229,7 @@ def bench_images(
                        "(e.g. a descriptor's training photos).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for image-bench.md / .json / PNG plots.")] = Path("bench-out"),
     cache: Annotated[Path, typer.Option(help="Folder for the cached descriptor corpus.")] = Path(".vecsim-bench-cache"),
-    index_type: Annotated[str, typer.Option(help="Index type of the benchmark collection.")] = "FLAT",
+    index_type: Annotated[str, typer.Option(help=f"{INDEX_TYPE_HELP} (of the benchmark collection).")] = "FLAT",
     index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, repeatable.")] = None,
     e2e_queries: Annotated[int, typer.Option(help="End-to-end image queries timed.")] = 50,
     rotations: Annotated[bool, typer.Option(help="Search each query image's quarter turns too, as query() does.")] = True,
@@ -237,7 +237,7 @@ def bench_images(
 ) -> None:
     """DISC21-style benchmark: Recall@1, recall at 1 % flagged, micro-AP, recall at 90 % precision
     per edit; embedding and query speed; bytes per vector. Index: --index (a fresh collection), or
-    a temporary Milvus Lite file."""
+    a temporary Milvus Lite index."""
     from .bench.images import run_image_bench
     from .bench.report import write_report
     from .plot import plot_image_bench
@@ -262,7 +262,7 @@ def bench_videos(
     references: Annotated[Path, typer.Argument(help="Folder of reference videos.")],
     out: Annotated[Path, typer.Option(help="Folder for video-bench.md / .json.")] = Path("bench-out"),
     exclude: Annotated[Optional[list[str]], typer.Option(help="Glob of file names to leave out, repeatable.")] = None,
-    index_type: Annotated[str, typer.Option(help="Index type of the benchmark collection.")] = "FLAT",
+    index_type: Annotated[str, typer.Option(help=f"{INDEX_TYPE_HELP} (of the benchmark collection).")] = "FLAT",
     index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, repeatable.")] = None,
 ) -> None:
     """Edited excerpts of each reference as queries: right asset first, segment precision / recall,
@@ -289,13 +289,13 @@ def bench_index(
     target: Annotated[int, typer.Option(help="Vectors in the index (references + distractors).")] = 50_000,
     cache: Annotated[Path, typer.Option(help="Folder for the cached descriptor corpus.")] = Path(".vecsim-bench-cache"),
     out: Annotated[Path, typer.Option(help="Folder for index-bench-<engine>-<type>.md / .json.")] = Path("bench-out"),
-    index_type: Annotated[str, typer.Option(help="Index type to measure.")] = "FLAT",
+    index_type: Annotated[str, typer.Option(help=f"{INDEX_TYPE_HELP} (the one to measure).")] = "FLAT",
     index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, repeatable.")] = None,
     e2e_queries: Annotated[int, typer.Option(help="End-to-end image queries timed.")] = 100,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Build time, bytes per vector, Recall@1 and latency of one index config at tens of thousands
-    of vectors. Index: --index (a fresh collection), or a temporary Milvus Lite file."""
+    of vectors. Index: --index (a fresh collection), or a temporary Milvus Lite index."""
     import tempfile
 
     from .bench.corpus import index_bench_corpus

@@ -60,7 +60,7 @@ def run_demo(uri: str | None = None, console: Console | None = None) -> int:
         uri = uri or str(Path(tmp) / "demo.db")
         photos = sample_photos()
         indexed = {n: im for n, im in photos.items() if n not in HELD_OUT}
-        console.print(f"[bold]vecsim demo[/] — index: Milvus Lite file {uri}")
+        console.print(f"[bold]vecsim demo[/] — index: Milvus Lite at {uri}")
         with CustomIndex(uri, collection="vecsim_demo") as index:
             t = time.perf_counter()
             added = index.add_many(

@@ -58,7 +58,7 @@ WRITE_BATCH = 256
 class CustomIndex:
     """A custom copy-detection index on a vector store.
 
-    >>> index = CustomIndex("photos.db")             # Milvus Lite file; http://host:19530 for a server
+    >>> index = CustomIndex("photos.db")             # Milvus Lite (a folder); http://host:19530 for a server
     >>> added = index.add("cat.jpg", metadata={"listing": 42})
     >>> index.query("cat_cropped.jpg").output[0].task_id == added.task_id
     True
