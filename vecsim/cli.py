@@ -267,7 +267,7 @@ def bench_videos(
 ) -> None:
     """Edited excerpts of each reference as queries: right asset first, segment precision / recall,
     segment AP. Descriptor: --descriptor. Index: --index (a fresh collection), or a temporary
-    Milvus Lite file."""
+    Milvus Lite index."""
     from .bench.report import write_report
     from .bench.videos import run_video_bench
 
