@@ -128,3 +128,64 @@ def test_video_add_query_with_plot(tmp_path):
     top = res["output"][0]
     assert top["task_id"] == "ref" and top["segments"] and abs(top["segments"][0]["match_start"] - 6) <= 2
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_folder_mixing_good_and_bad_files(media, tmp_path):
+    folder = tmp_path / "mixed"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "good.jpg").write_bytes((media / "refs" / "coffee.jpg").read_bytes())
+    (folder / "sub" / "empty.png").write_bytes(b"")
+    (folder / "sub" / "text.jpg").write_text("not an image at all")
+    (folder / "truncated.jpg").write_bytes((media / "refs" / "coffee.jpg").read_bytes()[:300])
+    (folder / "sub" / "good.webp").write_bytes((media / "chelsea.webp").read_bytes())
+    idx = str(tmp_path / "mixed.db")
+    p = run(["--index", idx, "add", str(folder)], tmp_path, check_rc=1)
+    added = sorted(os.path.basename(x["source"]) for x in lines(p.stdout))
+    assert added == ["good.jpg", "good.webp"]
+    errors = [line for line in p.stderr.splitlines() if line.startswith("vecsim: error:")]
+    assert len(errors) == 3 and "Traceback" not in p.stderr
+    for bad in ("empty.png", "text.jpg", "truncated.jpg"):
+        assert sum(bad in e for e in errors) == 1, (bad, errors)
+    assert lines(run(["--index", idx, "info"], tmp_path).stdout)[0]["assets"] == 2
+
+
+def test_bad_metadata_json_names_the_option(media, tmp_path):
+    p = run(["--index", str(tmp_path / "m.db"), "add", str(media / "chelsea.webp"), "--metadata", "{bad"], tmp_path,
+            check_rc=1)
+    assert p.stderr.startswith("vecsim: error: --metadata is not valid JSON") and "Traceback" not in p.stderr
+
+
+def test_plot_without_matplotlib_fails_before_querying(media, tmp_path):
+    blocker = tmp_path / "blocker" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('matplotlib is blocked for this test')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")])}
+    p = subprocess.run([sys.executable, "-m", "vecsim.cli", "--index", str(tmp_path / "never.db"), "query",
+                        str(media / "chelsea.webp"), "--plot", str(tmp_path / "t.png")],
+                       cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert p.returncode == 1 and p.stdout == "", p.stderr
+    assert p.stderr.strip() == "vecsim: error: --plot needs matplotlib: pip install 'vecsim[plot]'"
+    assert not (tmp_path / "never.db").exists()  # failed before the index was even opened
+
+
+HOLD = """
+import sys
+from vecsim import CustomIndex
+with CustomIndex(sys.argv[1]):
+    print("open", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_index_held_by_another_process_is_one_line(tmp_path):
+    db = str(tmp_path / "held.db")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, db], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        p = run(["--index", db, "info"], tmp_path, check_rc=1)
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert "another process" in p.stderr and "Traceback" not in p.stderr
+    finally:
+        holder.stdin.close()
+        holder.wait(60)
