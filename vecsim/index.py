@@ -13,7 +13,7 @@ import re
 import sys
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -46,6 +46,9 @@ from .schema import (
     VacuumResult,
 )
 from .store import AssetRecord, CollectionSpec, FrameRow, VectorStore
+
+if TYPE_CHECKING:
+    from .adapters import StoreOptions
 
 DEFAULT_URI = "vecsim.db"
 DEFAULT_COLLECTION = "vecsim"
@@ -94,8 +97,12 @@ class CustomIndex:
     collection was built with. Videos are sampled at ``fps`` frames per second (by presentation
     time) up to ``max_duration`` seconds; with ``dedupe_distance`` set, a frame within that many
     PDQ bits of the previous kept frame is not stored, and the kept frame covers its time.
-    Extra keyword arguments go to the store adapter (Milvus: ``token``, ``db_name``, ``consistency``;
-    Qdrant server: ``api_key``, ``prefer_grpc``; see ``vecsim.adapters.open_store``).
+    ``store_options`` is the engine's typed options object (:class:`~vecsim.MilvusOptions` for a
+    ``*.db`` path or a Milvus server: ``token``, ``db_name``, ``consistency``;
+    :class:`~vecsim.QdrantOptions`: ``api_key``, ``prefer_grpc``, ``timeout``;
+    :class:`~vecsim.QdrantEdgeOptions`: ``auto_optimize``, ...). Its fields may instead be given as
+    extra keyword arguments (``CustomIndex("x.db", token=...)``); an option the URI's engine does
+    not take is an :class:`~vecsim.IndexConfigError` (see ``vecsim.adapters.open_store``).
     """
 
     def __init__(
@@ -112,7 +119,8 @@ class CustomIndex:
         dedupe_distance: int | None = None,
         batch_size: int = 16,
         progress: bool | None = None,
-        **store_options: Any,
+        store_options: StoreOptions | None = None,
+        **legacy_store_options: Any,
     ):
         from vecsim.adapters import open_store
 
@@ -135,7 +143,7 @@ class CustomIndex:
             dim=self.descriptor.dim,
             index=wanted or FlatIndex(),
         )
-        self._store: VectorStore = open_store(self.uri, collection, spec, **store_options)
+        self._store: VectorStore = open_store(self.uri, collection, spec, store_options, **legacy_store_options)
         self._check_spec(self._store.spec, wanted)
 
     # --- lifecycle -----------------------------------------------------------------------------
