@@ -73,6 +73,8 @@ SEARCH_BATCH = 256
 ROWS_PER_REQUEST = 40_000
 #: Query vectors whose candidates are re-scored per read of exact vectors.
 RERANK_BATCH = 16
+#: Most extra searches per query vector when Milvus Lite's grouping came back short of assets.
+LITE_UNCROWD_ROUNDS = 8
 log = logging.getLogger(__name__)
 _OUTPUT_FIELDS = FRAME_FIELDS
 
@@ -163,6 +165,12 @@ class MilvusStore:
                 release_lite_client(self.uri, self._db_name)
             else:
                 conn.close()
+
+    def __enter__(self) -> MilvusStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _check_supported(self, index: IndexConfig, dim: int) -> None:
         if self._lite and index.type not in LITE_INDEX_TYPES:
@@ -353,11 +361,43 @@ class MilvusStore:
                 # not): an image (one frame) would vanish. A group_size=1 search sees every asset.
                 singles = self._search(batch, ask, group_by_field="task_id")
                 results = [list(a) + list(b) for a, b in zip(singles, results)]
+            if self._lite:
+                results = self._lite_uncrowd(batch, results, ask, per_asset, kwargs)
             grouped = [_group_hits(hits, wanted, per_asset) for hits in results]
             if self._rerank:
                 grouped = self._exact_rescore(queries, grouped, limit, per_asset)
             out.extend(grouped)
         return out
+
+    def _lite_uncrowd(self, batch: list, results: list, ask: int, per_asset: int, kwargs: dict[str, Any]) -> list:
+        """Milvus Lite groups by asset only among the ``max(10 k, 3 k group_size)`` best rows, so
+        one asset with more near-identical frames than that crowds the others out of a grouped
+        search. For a query short of ``ask`` assets (when the collection holds more rows than
+        that), search again excluding the assets found, until ``ask`` or no new asset."""
+        fetched = max(ask * 10, ask * max(1, per_asset) * 3)
+        short = [i for i, hits in enumerate(results) if len({h["entity"]["task_id"] for h in hits}) < ask]
+        if not short or self._frame_rows() <= fetched:
+            return results
+        results = [list(hits) for hits in results]
+        for i in short:
+            for _ in range(LITE_UNCROWD_ROUNDS):
+                seen = sorted({h["entity"]["task_id"] for h in results[i]})
+                if len(seen) >= ask:
+                    break
+                more = self._search([batch[i]], ask - len(seen), filter=f"task_id not in {json.dumps(seen)}",
+                                    **kwargs)[0]
+                if per_asset > 1:  # see search(): groups smaller than group_size vanish
+                    more = list(more) + list(self._search([batch[i]], ask - len(seen), group_by_field="task_id",
+                                                          filter=f"task_id not in {json.dumps(seen)}")[0])
+                if not more:
+                    break
+                results[i].extend(more)
+        return results
+
+    def _frame_rows(self) -> int:
+        res = self._client.query(self.collection, filter="", output_fields=["count(*)"],
+                                 consistency_level=self._level(self.collection))
+        return int(res[0]["count(*)"])
 
     def _exact_rescore(self, queries: np.ndarray, grouped: list[list[Hit]], limit: int,
                        per_asset: int) -> list[list[Hit]]:

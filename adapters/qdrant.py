@@ -137,6 +137,12 @@ class QdrantStore:
             with engine_errors("close", self):
                 conn.close()
 
+    def __enter__(self) -> QdrantStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # --- collection ----------------------------------------------------------------------------
 
     def _check_supported(self, index: IndexConfig, dim: int) -> None:
