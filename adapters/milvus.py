@@ -9,12 +9,16 @@ field in every collection, so it carries a constant 2-d placeholder). The
 :class:`~vecsim.store.CollectionSpec` is saved as the property ``vecsim.spec`` of ``NAME``, so an
 open checks it before touching any vector.
 
+Milvus Lite's own behaviours (one shared server and client per file, served on a private unix
+socket, rebuilding truncated index files) live in ``milvus_lite.py``.
+
 Consistency (a server; Milvus Lite is always strong): collections are created with ``Bounded``
 consistency and reads use it (fast: a search does not wait for the newest writes), until this store
 object writes to a collection. From then on its reads of that collection use ``Session``: Milvus
 waits until this client's own last write is visible, so a query issued after ``add`` or ``remove``
 returns sees the change, without paying ``Strong``'s wait for everybody's writes. The option
-``consistency="Strong"`` (or ``Eventually``, ``Session``) fixes the level of every read instead.
+``MilvusOptions(consistency="Strong")`` (or ``Eventually``, ``Session``) fixes the level of every
+read instead.
 
 Index types: FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ and HNSW under their Milvus names; ``HNSW_SQ8`` /
 ``HNSW_PQ`` as Milvus 2.6's ``HNSW_SQ`` (sq_type SQ8) / ``HNSW_PQ`` with the engine's own
@@ -24,10 +28,8 @@ candidates with their exact vectors and re-score them here (Milvus has no refine
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
-import os
 import re
 from dataclasses import asdict
 from typing import Any
@@ -38,9 +40,25 @@ from vecsim.errors import IndexConfigError, StoreError
 from vecsim.index_config import IndexConfig
 from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
 
+from ._common import (
+    ASSET_FIELDS,
+    FRAME_FIELDS,
+    MILVUS_COLLECTION_NAME,
+    as_vector,
+    asset_record,
+    check_collection_name,
+    closed_error,
+    engine_errors,
+    frame_key,
+    frame_payload,
+    hit_from,
+    scan_generations,
+    stored_frames,
+)
+from .milvus_lite import LITE_INDEX_TYPES, drop_lite_index_files, open_lite_client, release_lite_client
+from .options import CONSISTENCY_LEVELS, MilvusOptions  # noqa: F401  (CONSISTENCY_LEVELS: re-exported)
+
 SPEC_PROPERTY = "vecsim.spec"
-CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
-LITE_INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "HNSW")
 #: Index types and the first Milvus server version that builds them.
 SERVER_INDEX_TYPES = {"FLAT": (2, 0), "IVF_FLAT": (2, 0), "IVF_SQ8": (2, 0), "IVF_PQ": (2, 0), "HNSW": (2, 0),
                       "HNSW_SQ8": (2, 6), "HNSW_PQ": (2, 6)}
@@ -55,40 +73,10 @@ SEARCH_BATCH = 256
 ROWS_PER_REQUEST = 40_000
 #: Query vectors whose candidates are re-scored per read of exact vectors.
 RERANK_BATCH = 16
+#: Most extra searches per query vector when Milvus Lite's grouping came back short of assets.
+LITE_UNCROWD_ROUNDS = 8
 log = logging.getLogger(__name__)
-_COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
-_OUTPUT_FIELDS = ["task_id", "generation", "frame", "timestamp", "span_end", "pdq"]
-
-
-#: Open MilvusStore objects per Milvus Lite path in this process. Milvus Lite runs one in-process
-#: server per path that holds the file's lock until released; the last store to close releases it,
-#: so another process can open the file afterwards.
-_lite_users: dict[str, int] = {}
-
-
-def _release_lite(uri: str) -> None:
-    path = os.path.abspath(uri)
-    _lite_users[path] = _lite_users.get(path, 1) - 1
-    if _lite_users[path] <= 0:
-        del _lite_users[path]
-        from milvus_lite.server_manager import server_manager_instance
-
-        server_manager_instance.release_server(path)
-
-
-def _drop_lite_index_files(uri: str, db_name: str | None, collection: str) -> int:
-    """Delete the index files Milvus Lite keeps beside a collection's segments; return how many.
-
-    They are derived data: Milvus Lite rebuilds a missing one from the segment's stored vectors
-    when the collection loads. It writes them in a background thread, in place, so a process killed
-    while one was being written leaves it truncated, and the next load fails on it.
-    """
-    root = os.path.join(uri, "databases", db_name) if db_name and db_name != "default" else uri
-    pattern = os.path.join(root, "collections", collection, "partitions", "*", "indexes", "*.idx")
-    paths = glob.glob(pattern)
-    for path in paths:
-        os.remove(path)
-    return len(paths)
+_OUTPUT_FIELDS = FRAME_FIELDS
 
 
 def is_server_uri(uri: str) -> bool:
@@ -108,78 +96,84 @@ def _literal(value: str) -> str:
 class MilvusStore:
     """A :class:`~vecsim.store.VectorStore` on Milvus Lite or a Milvus server."""
 
-    def __init__(
-        self,
-        uri: str,
-        collection: str,
-        create_spec: CollectionSpec,
-        *,
-        token: str | None = None,
-        db_name: str | None = None,
-        consistency: str | None = None,
-    ):
-        if not _COLLECTION_NAME.match(collection):
-            raise IndexConfigError(
-                f"invalid collection name {collection!r}: letters, digits and _ only, not starting with a digit"
-            )
+    def __init__(self, uri: str, collection: str, create_spec: CollectionSpec, options: MilvusOptions | None = None):
+        options = options or MilvusOptions()
+        check_collection_name(collection, MILVUS_COLLECTION_NAME,
+                              "letters, digits and _ only, not starting with a digit")
         self.uri = uri
         self.collection = collection
         self.assets_collection = f"{collection}_assets"
         self.engine = "milvus" if is_server_uri(uri) else "milvus-lite"
-        if consistency is not None and consistency not in CONSISTENCY_LEVELS:
-            raise IndexConfigError(f"consistency must be one of {', '.join(CONSISTENCY_LEVELS)}, got {consistency!r}")
+        self.options = options
         #: Read level per collection: fixed by ``consistency``, else Bounded until this store writes.
-        self._fixed_level = "Strong" if self.engine == "milvus-lite" else consistency
+        self._fixed_level = "Strong" if self._lite else options.consistency
         self._written: set[str] = set()
-        self._client = self._connect(uri, token, db_name)
-        self._db_name = db_name
+        self._db_name = options.db_name
+        self._conn: Any = None
+        self._conn = self._connect(uri, options)
         try:
-            self.engine_version = str(self._client.get_server_version())
-            self._version = _parse_version(self.engine_version)
-            if self._client.has_collection(collection):
-                self.spec = self._read_spec()
-                self._ensure_loaded()
-            else:
-                self._check_supported(create_spec.index, create_spec.dim)
-                self._create(create_spec)
-                self.spec = create_spec
+            with engine_errors("open", self):
+                self.engine_version = str(self._client.get_server_version())
+                self._version = _parse_version(self.engine_version)
+                if self._client.has_collection(collection):
+                    self.spec = self._read_spec()
+                    self._ensure_loaded()
+                else:
+                    self._check_supported(create_spec.index, create_spec.dim)
+                    self._create(create_spec)
+                    self.spec = create_spec
         except BaseException:
-            self.close()
+            try:
+                self.close()
+            except Exception:
+                pass  # never mask the error that got us here
             raise
-        self._group_in_store = self.engine == "milvus-lite" or self._version >= (2, 4)
+        self._group_in_store = self._lite or self._version >= (2, 4)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    def _connect(self, uri: str, token: str | None, db_name: str | None):
+    @property
+    def _lite(self) -> bool:
+        """Milvus Lite (a local ``*.db``): see ``milvus_lite.py`` for what differs."""
+        return self.engine == "milvus-lite"
+
+    @property
+    def _client(self) -> Any:
+        if self._conn is None:
+            raise closed_error(self)
+        return self._conn
+
+    def _connect(self, uri: str, options: MilvusOptions):
+        if self._lite:  # one client per file, shared by the stores on it (milvus_lite.py)
+            return open_lite_client(uri, options.db_name)
         from pymilvus import MilvusClient
 
         kwargs: dict[str, Any] = {"uri": uri}
-        if token:
-            kwargs["token"] = token
-        if db_name:
-            kwargs["db_name"] = db_name
-        try:
-            client = MilvusClient(**kwargs)
-        except Exception as exc:  # pymilvus raises several types for "cannot connect"
-            hint = (
-                " (Milvus Lite lets one process at a time open a .db; is another process using it?)"
-                if self.engine == "milvus-lite" else ""
-            )
-            raise StoreError(f"cannot open Milvus at {uri}: {exc}{hint}") from exc
-        if self.engine == "milvus-lite":
-            _lite_users[os.path.abspath(uri)] = _lite_users.get(os.path.abspath(uri), 0) + 1
-        return client
+        if options.token:
+            kwargs["token"] = options.token
+        if options.db_name:
+            kwargs["db_name"] = options.db_name
+        with engine_errors("connect", self):  # pymilvus raises several types for "cannot connect"
+            return MilvusClient(**kwargs)
 
     def close(self) -> None:
-        if self._client is None:
+        if self._conn is None:
             return
-        self._client.close()
-        self._client = None
-        if self.engine == "milvus-lite":
-            _release_lite(self.uri)
+        conn, self._conn = self._conn, None
+        with engine_errors("close", self):
+            if self._lite:
+                release_lite_client(self.uri, self._db_name)
+            else:
+                conn.close()
+
+    def __enter__(self) -> MilvusStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _check_supported(self, index: IndexConfig, dim: int) -> None:
-        if self.engine == "milvus-lite" and index.type not in LITE_INDEX_TYPES:
+        if self._lite and index.type not in LITE_INDEX_TYPES:
             raise IndexConfigError(
                 f"{index.type} is not available on Milvus Lite ({self.uri}); it needs a Milvus server "
                 f"(--index http://host:19530). Milvus Lite offers {', '.join(LITE_INDEX_TYPES)}."
@@ -222,7 +216,7 @@ class MilvusStore:
         assets.add_field("placeholder", DataType.FLOAT_VECTOR, dim=2)
         asset_index = c.prepare_index_params()
         asset_index.add_index(field_name="placeholder", index_type="FLAT", metric_type="L2")
-        try:
+        with engine_errors("create", self):
             if c.has_collection(self.assets_collection):  # left by a creation that died half-way
                 c.drop_collection(self.assets_collection)
             c.create_collection(self.assets_collection, schema=assets, index_params=asset_index,
@@ -235,8 +229,6 @@ class MilvusStore:
                 consistency_level=self._created_level,
                 properties={SPEC_PROPERTY: spec.to_json()},
             )
-        except Exception as exc:
-            raise StoreError(f"cannot create collection {self.collection!r} on {self.uri}: {exc}") from exc
 
     def _read_spec(self) -> CollectionSpec:
         desc = self._client.describe_collection(self.collection)
@@ -266,9 +258,9 @@ class MilvusStore:
             try:
                 self._client.load_collection(name)
             except MilvusException as exc:
-                if self.engine != "milvus-lite":
+                if not self._lite:
                     raise
-                dropped = _drop_lite_index_files(self.uri, self._db_name, name)
+                dropped = drop_lite_index_files(self.uri, self._db_name, name)
                 if not dropped:
                     raise
                 log.warning(
@@ -280,7 +272,7 @@ class MilvusStore:
 
     @property
     def _created_level(self) -> str:
-        return "Strong" if self.engine == "milvus-lite" else "Bounded"
+        return "Strong" if self._lite else "Bounded"
 
     def _level(self, name: str) -> str:
         """The consistency level of a read of collection ``name`` (see the module docstring)."""
@@ -290,7 +282,7 @@ class MilvusStore:
 
     def _flush(self, name: str) -> None:
         self._written.add(name)
-        if self.engine == "milvus-lite":
+        if self._lite:
             # Milvus Lite searches unflushed rows by a slow path (38 ms vs 2 ms for 544 rows,
             # measured); a flush costs ~7 ms. A server seals segments by itself.
             self._client.flush(name)
@@ -298,25 +290,12 @@ class MilvusStore:
     # --- writes --------------------------------------------------------------------------------
 
     def insert_frames(self, rows: list[FrameRow]) -> None:
-        data = [
-            {
-                "pk": f"{r.task_id}#{r.generation}#{r.frame}",
-                "task_id": r.task_id,
-                "generation": r.generation,
-                "frame": r.frame,
-                "timestamp": float(r.timestamp),
-                "span_end": float(r.span_end),
-                "pdq": r.pdq,
-                "vector": np.asarray(r.vector, dtype=np.float32).tolist(),
-            }
-            for r in rows
-        ]
-        try:
+        with engine_errors("insert", self):
+            data = [{"pk": frame_key(r.task_id, r.generation, r.frame), **frame_payload(r), "vector": as_vector(r.vector)}
+                    for r in rows]
             for i in range(0, len(data), INSERT_BATCH):
                 self._client.insert(self.collection, data[i : i + INSERT_BATCH])
             self._flush(self.collection)
-        except Exception as exc:
-            raise StoreError(f"insert into {self.collection!r} failed: {exc}") from exc
 
     def commit_asset(self, record: AssetRecord) -> None:
         row = {
@@ -329,27 +308,27 @@ class MilvusStore:
             "metadata": record.metadata,
             "placeholder": [1.0, 0.0],
         }
-        try:
+        with engine_errors(f"commit of {record.task_id!r}", self):
             self._client.upsert(self.assets_collection, [row])
             self._flush(self.assets_collection)
-        except Exception as exc:
-            raise StoreError(f"commit of {record.task_id!r} failed: {exc}") from exc
 
     def delete_asset(self, task_id: str) -> AssetRecord | None:
         record = self.assets([task_id]).get(task_id)
         if record is not None:
-            self._client.delete(self.assets_collection, ids=[task_id])
-            self._flush(self.assets_collection)
+            with engine_errors(f"delete of {task_id!r}", self):
+                self._client.delete(self.assets_collection, ids=[task_id])
+                self._flush(self.assets_collection)
         return record
 
     def delete_frames(self, task_id: str, keep_generation: str | None = None) -> int:
         expr = f"task_id == {_literal(task_id)}"
         if keep_generation is not None:
             expr += f" and generation != {_literal(keep_generation)}"
-        n = len(self._rows_by_frame(expr, ["pk"]))
-        if n:
-            self._client.delete(self.collection, filter=expr)
-            self._flush(self.collection)
+        with engine_errors(f"delete of {task_id!r} frames", self):
+            n = len(self._rows_by_frame(expr, ["pk"]))
+            if n:
+                self._client.delete(self.collection, filter=expr)
+                self._flush(self.collection)
         return n
 
     # --- reads ---------------------------------------------------------------------------------
@@ -357,6 +336,10 @@ class MilvusStore:
     def search(self, vectors: np.ndarray, limit: int, per_asset: int = 1) -> list[list[Hit]]:
         if len(vectors) == 0:
             return []
+        with engine_errors("search", self):
+            return self._search_grouped(vectors, limit, per_asset)
+
+    def _search_grouped(self, vectors: np.ndarray, limit: int, per_asset: int) -> list[list[Hit]]:
         kwargs: dict[str, Any] = {}
         # With rerank, fetch ``oversampling`` x the assets and re-score them with exact vectors.
         wanted = int(np.ceil(limit * self.spec.index.oversampling)) if self._rerank else limit  # type: ignore[union-attr]
@@ -373,16 +356,48 @@ class MilvusStore:
             queries = np.asarray(vectors[i : i + step], dtype=np.float32)
             batch = queries.tolist()
             results = self._search(batch, ask, **kwargs)
-            if self.engine == "milvus-lite" and per_asset > 1:
+            if self._lite and per_asset > 1:
                 # Milvus Lite 3.2 drops groups smaller than group_size (strict_group_size=False or
                 # not): an image (one frame) would vanish. A group_size=1 search sees every asset.
                 singles = self._search(batch, ask, group_by_field="task_id")
                 results = [list(a) + list(b) for a, b in zip(singles, results)]
+            if self._lite:
+                results = self._lite_uncrowd(batch, results, ask, per_asset, kwargs)
             grouped = [_group_hits(hits, wanted, per_asset) for hits in results]
             if self._rerank:
                 grouped = self._exact_rescore(queries, grouped, limit, per_asset)
             out.extend(grouped)
         return out
+
+    def _lite_uncrowd(self, batch: list, results: list, ask: int, per_asset: int, kwargs: dict[str, Any]) -> list:
+        """Milvus Lite groups by asset only among the ``max(10 k, 3 k group_size)`` best rows, so
+        one asset with more near-identical frames than that crowds the others out of a grouped
+        search. For a query short of ``ask`` assets (when the collection holds more rows than
+        that), search again excluding the assets found, until ``ask`` or no new asset."""
+        fetched = max(ask * 10, ask * max(1, per_asset) * 3)
+        short = [i for i, hits in enumerate(results) if len({h["entity"]["task_id"] for h in hits}) < ask]
+        if not short or self._frame_rows() <= fetched:
+            return results
+        results = [list(hits) for hits in results]
+        for i in short:
+            for _ in range(LITE_UNCROWD_ROUNDS):
+                seen = sorted({h["entity"]["task_id"] for h in results[i]})
+                if len(seen) >= ask:
+                    break
+                more = self._search([batch[i]], ask - len(seen), filter=f"task_id not in {json.dumps(seen)}",
+                                    **kwargs)[0]
+                if per_asset > 1:  # see search(): groups smaller than group_size vanish
+                    more = list(more) + list(self._search([batch[i]], ask - len(seen), group_by_field="task_id",
+                                                          filter=f"task_id not in {json.dumps(seen)}")[0])
+                if not more:
+                    break
+                results[i].extend(more)
+        return results
+
+    def _frame_rows(self) -> int:
+        res = self._client.query(self.collection, filter="", output_fields=["count(*)"],
+                                 consistency_level=self._level(self.collection))
+        return int(res[0]["count(*)"])
 
     def _exact_rescore(self, queries: np.ndarray, grouped: list[list[Hit]], limit: int,
                        per_asset: int) -> list[list[Hit]]:
@@ -391,14 +406,14 @@ class MilvusStore:
         out: list[list[Hit]] = []
         for i in range(0, len(grouped), RERANK_BATCH):
             chunk = grouped[i : i + RERANK_BATCH]
-            pks = list(dict.fromkeys(f"{h.task_id}#{h.generation}#{h.frame}" for hits in chunk for h in hits))
+            pks = list(dict.fromkeys(frame_key(h.task_id, h.generation, h.frame) for hits in chunk for h in hits))
             rows = self._client.get(self.collection, ids=pks, output_fields=["vector"],
                                     consistency_level=self._level(self.collection)) if pks else []
             stored = {row["pk"]: np.asarray(row["vector"], dtype=np.float32) for row in rows}
             for q, hits in zip(queries[i : i + RERANK_BATCH], chunk):
                 rescored = [
                     {"distance": float(stored[pk] @ q), "entity": {**asdict(h), "pk": pk}}
-                    for h in hits if (pk := f"{h.task_id}#{h.generation}#{h.frame}") in stored
+                    for h in hits if (pk := frame_key(h.task_id, h.generation, h.frame)) in stored
                 ]
                 out.append(_group_hits(rescored, limit, per_asset))
         return out
@@ -438,45 +453,28 @@ class MilvusStore:
             start += FRAME_WINDOW
 
     def frames(self, task_id: str, generation: str) -> list[StoredFrame]:
-        rows = self._rows_by_frame(
-            f"task_id == {_literal(task_id)} and generation == {_literal(generation)}",
-            ["frame", "timestamp", "span_end", "pdq"],
-        )
-        rows.sort(key=lambda r: r["frame"])
-        return [
-            StoredFrame(frame=int(r["frame"]), timestamp=float(r["timestamp"]), span_end=float(r["span_end"]), pdq=r["pdq"])
-            for r in rows
-        ]
+        with engine_errors(f"read of {task_id!r} frames", self):
+            return stored_frames(self._rows_by_frame(
+                f"task_id == {_literal(task_id)} and generation == {_literal(generation)}",
+                ["frame", "timestamp", "span_end", "pdq"],
+            ))
 
     def assets(self, task_ids: list[str]) -> dict[str, AssetRecord]:
         if not task_ids:
             return {}
-        rows = self._client.get(
-            self.assets_collection,
-            ids=list(dict.fromkeys(task_ids)),
-            output_fields=["task_id", "generation", "media_type", "source", "duration", "frames", "metadata"],
-            consistency_level=self._level(self.assets_collection),
-        )
-        return {
-            r["task_id"]: AssetRecord(
-                task_id=r["task_id"],
-                generation=r["generation"],
-                media_type=r["media_type"],
-                source=r["source"],
-                duration=float(r["duration"]),
-                frames=int(r["frames"]),
-                metadata=r["metadata"] or {},
+        with engine_errors("read of asset records", self):
+            rows = self._client.get(
+                self.assets_collection,
+                ids=list(dict.fromkeys(task_ids)),
+                output_fields=ASSET_FIELDS,
+                consistency_level=self._level(self.assets_collection),
             )
-            for r in rows
-        }
+            return {r["task_id"]: asset_record(r) for r in rows}
 
     def generations(self) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
-        committed = {r["task_id"]: r["generation"] for r in self._scan(self.assets_collection, ["task_id", "generation"])}
-        present: dict[tuple[str, str], int] = {}
-        for r in self._scan(self.collection, ["task_id", "generation"]):
-            key = (r["task_id"], r["generation"])
-            present[key] = present.get(key, 0) + 1
-        return committed, present
+        fields = ["task_id", "generation"]
+        with engine_errors("scan", self):
+            return scan_generations(self._scan(self.assets_collection, fields), self._scan(self.collection, fields))
 
     def _scan(self, name: str, fields: list[str]):
         """Every row of a collection, in batches (query_iterator)."""
@@ -497,8 +495,13 @@ class MilvusStore:
             log.setLevel(level)
 
     def build_index(self, timeout: float = 3600.0) -> None:
-        if self.engine == "milvus-lite":
+        if self._lite:
+            self._client  # noqa: B018  (a closed store raises)
             return  # every write is flushed, and Milvus Lite indexes flushed segments at once
+        with engine_errors("index build", self):
+            self._wait_for_index(timeout)
+
+    def _wait_for_index(self, timeout: float) -> None:
         import time
 
         self._client.flush(self.collection)
@@ -519,7 +522,8 @@ class MilvusStore:
             res = self._client.query(name, filter="", output_fields=["count(*)"], consistency_level=self._level(name))
             return int(res[0]["count(*)"])
 
-        return n(self.assets_collection), n(self.collection)
+        with engine_errors("count", self):
+            return n(self.assets_collection), n(self.collection)
 
 
 def _milvus_index(index: IndexConfig) -> tuple[str, dict[str, Any]]:
@@ -558,14 +562,6 @@ def _group_hits(hits: Any, limit: int, per_asset: int) -> list[Hit]:
                 continue
             group = kept[e["task_id"]] = []
         if len(group) < per_asset:
-            group.append(Hit(
-                task_id=e["task_id"],
-                generation=e["generation"],
-                frame=int(e["frame"]),
-                timestamp=float(e["timestamp"]),
-                span_end=float(e["span_end"]),
-                pdq=e["pdq"],
-                raw_score=float(h["distance"]),
-            ))
+            group.append(hit_from(e, h["distance"]))
     return [hit for group in kept.values() for hit in group]
 

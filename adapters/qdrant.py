@@ -15,14 +15,15 @@ int8 scalar quantization and ``HNSW_PQ`` product quantization (compression ``4 *
 quantized vectors stay in RAM, the originals go on disk, and with ``rerank`` a search fetches
 ``oversampling`` x the candidates and re-scores them with the originals. The local mode searches
 by brute force whatever the config says, so it accepts only ``FLAT``; IVF types are Milvus
-indexes and are refused with the equivalent to use.
+indexes and are refused with the equivalent to use. The mapping of a config onto Qdrant's vectors,
+HNSW, quantization and search parameters is shared with ``qdrant_edge.py`` (``_common.py``).
+Options: :class:`~adapters.options.QdrantOptions` (``api_key``, ``prefer_grpc``, ``timeout``).
 """
 
 from __future__ import annotations
 
-import re
-import uuid
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 
@@ -30,113 +31,117 @@ from vecsim.errors import IndexConfigError, StoreError
 from vecsim.index_config import IndexConfig
 from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
 
+from ._common import (
+    QDRANT_COLLECTION_NAME,
+    as_vector,
+    asset_record,
+    check_collection_name,
+    closed_error,
+    engine_errors,
+    frame_key,
+    frame_payload,
+    hit_from,
+    pdq_bits,
+    point_id,
+    pq_compression,
+    qdrant_layout,
+    qdrant_search_params,
+    scan_generations,
+    stored_frames,
+)
+from .options import QdrantOptions
+
 SPEC_KEY = "vecsim.spec"
 VECTOR = "emb"
 PDQ_VECTOR = "pdq"
-PQ_COMPRESSIONS = (4, 8, 16, 32, 64)
 SCROLL_PAGE = 1000
-_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
-_NS = uuid.UUID("6f1f3c2e-3d3b-4f0e-9a43-2b1c5d0e7a11")
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+__all__ = ["QdrantStore", "pdq_bits", "pq_compression", "search_params", "vector_config"]
 
 
-def _point_id(key: str) -> str:
-    return str(uuid.uuid5(_NS, key))
-
-
-def pdq_bits(pdq: str) -> list[int]:
-    """The 256 bits of a hex PDQ hash, most significant first, as 0/1 (the Manhattan distance
-    between two = their Hamming distance)."""
-    if not isinstance(pdq, str) or not _HEX64.match(pdq):
-        raise StoreError(f"PDQ hash {pdq!r} is not 64 hex characters")
-    return np.unpackbits(np.frombuffer(bytes.fromhex(pdq), dtype=np.uint8)).tolist()
-
-
-def pq_compression(index: IndexConfig, dim: int) -> int:
-    """Qdrant's product-quantization compression ratio for ``HNSW_PQ`` (``m`` bytes per vector)."""
-    ratio, rest = divmod(4 * dim, index.m)  # type: ignore[union-attr]
-    if rest or ratio not in PQ_COMPRESSIONS:
-        valid = ", ".join(str(4 * dim // c) for c in PQ_COMPRESSIONS if (4 * dim) % c == 0)
-        raise IndexConfigError(f"HNSW_PQ on Qdrant: m={index.m} bytes per vector is not a Qdrant compression "  # type: ignore[union-attr]
-                               f"of a {dim}-d vector; choose m in {valid}")
-    return ratio
-
-
-def vector_config(spec: CollectionSpec, models):  # noqa: ANN001  (qdrant_client.models or qdrant_edge)
+def vector_config(spec: CollectionSpec, models):  # noqa: ANN001  (qdrant_client.models)
     """Named vectors, HNSW and quantization settings of the frames collection."""
-    index = spec.index
-    distance = models.Distance.COSINE if index.metric.value == "COSINE" else models.Distance.DOT
-    compressed = index.type in ("HNSW_SQ8", "HNSW_PQ")
+    layout = qdrant_layout(spec)
+    distance = models.Distance.COSINE if layout.distance == "COSINE" else models.Distance.DOT
     vectors = {
-        VECTOR: models.VectorParams(size=spec.dim, distance=distance, on_disk=compressed or None),
+        VECTOR: models.VectorParams(size=spec.dim, distance=distance, on_disk=layout.compressed or None),
         PDQ_VECTOR: models.VectorParams(size=256, distance=models.Distance.MANHATTAN, on_disk=True,
                                         datatype=models.Datatype.UINT8),
     }
     hnsw = quant = None
-    if index.type.startswith("HNSW"):
-        hnsw = models.HnswConfigDiff(m=index.M, ef_construct=index.efConstruction)  # type: ignore[union-attr]
-    if index.type == "HNSW_SQ8":
+    if layout.hnsw is not None:
+        hnsw = models.HnswConfigDiff(m=layout.hnsw[0], ef_construct=layout.hnsw[1])
+    if layout.scalar_int8:
         quant = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
             type=models.ScalarType.INT8, always_ram=True))
-    elif index.type == "HNSW_PQ":
+    elif layout.pq_ratio is not None:
         quant = models.ProductQuantization(product=models.ProductQuantizationConfig(
-            compression=models.CompressionRatio(f"x{pq_compression(index, spec.dim)}"), always_ram=True))
+            compression=models.CompressionRatio(f"x{layout.pq_ratio}"), always_ram=True))
     return vectors, hnsw, quant
 
 
 def search_params(index: IndexConfig, models):  # noqa: ANN001
-    if index.type == "FLAT":
-        return models.SearchParams(exact=True)
-    quantization = None
-    if index.type in ("HNSW_SQ8", "HNSW_PQ"):
-        quantization = models.QuantizationSearchParams(
-            rescore=index.rerank, oversampling=index.oversampling if index.rerank else None)  # type: ignore[union-attr]
-    return models.SearchParams(hnsw_ef=index.search_params().get("ef"), quantization=quantization)
+    return qdrant_search_params(index, models)
 
 
 class QdrantStore:
     """A :class:`~vecsim.store.VectorStore` on Qdrant (local mode or server)."""
 
-    def __init__(self, uri: str, collection: str, create_spec: CollectionSpec, *, api_key: str | None = None,
-                 token: str | None = None, prefer_grpc: bool = False, timeout: int | None = None):
+    def __init__(self, uri: str, collection: str, create_spec: CollectionSpec, options: QdrantOptions | None = None):
         from qdrant_client import QdrantClient
 
-        if not _COLLECTION_NAME.match(collection):
-            raise IndexConfigError(f"invalid collection name {collection!r}")
+        options = options or QdrantOptions()
+        check_collection_name(collection, QDRANT_COLLECTION_NAME)
         self.uri = uri
         self.collection = collection
         self.assets_collection = f"{collection}_assets"
-        try:
-            if uri.startswith("qdrant-local:"):
-                self.engine = "qdrant-local"
-                self._client = QdrantClient(path=uri[len("qdrant-local:"):])
+        self.options = options
+        self._conn: Any = None
+        self.engine = "qdrant-local" if uri.startswith("qdrant-local:") else "qdrant"
+        with engine_errors("connect", self):
+            if self.engine == "qdrant-local":
+                self._conn = QdrantClient(path=uri[len("qdrant-local:"):])
                 import importlib.metadata
 
                 self.engine_version = f"qdrant-client-local-{importlib.metadata.version('qdrant-client')}"
             else:
-                self.engine = "qdrant"
                 scheme = "https" if uri.startswith("qdrants://") else "http"
                 url = f"{scheme}://{uri.split('://', 1)[1]}"
-                self._client = QdrantClient(url=url, api_key=api_key or token, prefer_grpc=prefer_grpc,
-                                            timeout=timeout)
-                self.engine_version = str(self._client.info().version)
-        except Exception as exc:
-            raise StoreError(f"cannot open Qdrant at {uri}: {exc}") from exc
+                self._conn = QdrantClient(url=url, api_key=options.api_key, prefer_grpc=options.prefer_grpc,
+                                          timeout=options.timeout)
+                self.engine_version = str(self._conn.info().version)
         try:
-            if self._client.collection_exists(collection):
-                self.spec = self._read_spec()
-            else:
-                self._check_supported(create_spec.index, create_spec.dim)
-                self._create(create_spec)
-                self.spec = create_spec
+            with engine_errors("open", self):
+                if self._client.collection_exists(collection):
+                    self.spec = self._read_spec()
+                else:
+                    self._check_supported(create_spec.index, create_spec.dim)
+                    self._create(create_spec)
+                    self.spec = create_spec
         except BaseException:
-            self.close()
+            try:
+                self.close()
+            except Exception:
+                pass  # never mask the error that got us here
             raise
 
+    @property
+    def _client(self) -> Any:
+        if self._conn is None:
+            raise closed_error(self)
+        return self._conn
+
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with engine_errors("close", self):
+                conn.close()
+
+    def __enter__(self) -> QdrantStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- collection ----------------------------------------------------------------------------
 
@@ -159,7 +164,7 @@ class QdrantStore:
 
         vectors, hnsw, quant = vector_config(spec, models)
         c = self._client
-        try:
+        with engine_errors("create", self):
             if c.collection_exists(self.assets_collection):  # left by a creation that died half-way
                 c.delete_collection(self.assets_collection)
             c.create_collection(self.assets_collection, vectors_config={})
@@ -173,8 +178,6 @@ class QdrantStore:
             if self.engine != "qdrant-local":  # payload indexes (the local mode has none)
                 for key in ("task_id", "generation"):
                     c.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD, wait=True)
-        except Exception as exc:
-            raise StoreError(f"cannot create collection {self.collection!r} on {self.uri}: {exc}") from exc
 
     def _read_spec(self) -> CollectionSpec:
         meta = getattr(self._client.get_collection(self.collection).config, "metadata", None) or {}
@@ -194,36 +197,33 @@ class QdrantStore:
     def insert_frames(self, rows: list[FrameRow]) -> None:
         from qdrant_client import models
 
-        points = [
-            models.PointStruct(
-                id=_point_id(f"{r.task_id}#{r.generation}#{r.frame}"),
-                vector={VECTOR: np.asarray(r.vector, dtype=np.float32).tolist(), PDQ_VECTOR: pdq_bits(r.pdq)},
-                payload={"task_id": r.task_id, "generation": r.generation, "frame": r.frame,
-                         "timestamp": float(r.timestamp), "span_end": float(r.span_end), "pdq": r.pdq},
-            )
-            for r in rows
-        ]
-        try:
+        with engine_errors("insert", self):
+            points = [
+                models.PointStruct(
+                    id=point_id(frame_key(r.task_id, r.generation, r.frame)),
+                    vector={VECTOR: as_vector(r.vector), PDQ_VECTOR: pdq_bits(r.pdq)},
+                    payload=frame_payload(r),
+                )
+                for r in rows
+            ]
             self._client.upsert(self.collection, points, wait=True)
-        except Exception as exc:
-            raise StoreError(f"insert into {self.collection!r} failed: {exc}") from exc
 
     def commit_asset(self, record: AssetRecord) -> None:
         from qdrant_client import models
 
-        try:
+        with engine_errors(f"commit of {record.task_id!r}", self):
             self._client.upsert(self.assets_collection, [
-                models.PointStruct(id=_point_id(record.task_id), vector={}, payload=asdict(record))
+                models.PointStruct(id=point_id(record.task_id), vector={}, payload=asdict(record))
             ], wait=True)
-        except Exception as exc:
-            raise StoreError(f"commit of {record.task_id!r} failed: {exc}") from exc
 
     def delete_asset(self, task_id: str) -> AssetRecord | None:
         from qdrant_client import models
 
         record = self.assets([task_id]).get(task_id)
         if record is not None:
-            self._client.delete(self.assets_collection, models.PointIdsList(points=[_point_id(task_id)]), wait=True)
+            with engine_errors(f"delete of {task_id!r}", self):
+                self._client.delete(self.assets_collection, models.PointIdsList(points=[point_id(task_id)]),
+                                    wait=True)
         return record
 
     def _frame_filter(self, task_id: str, keep_generation: str | None = None, generation: str | None = None):
@@ -240,10 +240,11 @@ class QdrantStore:
     def delete_frames(self, task_id: str, keep_generation: str | None = None) -> int:
         from qdrant_client import models
 
-        flt = self._frame_filter(task_id, keep_generation)
-        n = self._client.count(self.collection, count_filter=flt, exact=True).count
-        if n:
-            self._client.delete(self.collection, models.FilterSelector(filter=flt), wait=True)
+        with engine_errors(f"delete of {task_id!r} frames", self):
+            flt = self._frame_filter(task_id, keep_generation)
+            n = self._client.count(self.collection, count_filter=flt, exact=True).count
+            if n:
+                self._client.delete(self.collection, models.FilterSelector(filter=flt), wait=True)
         return n
 
     # --- reads ---------------------------------------------------------------------------------
@@ -253,52 +254,49 @@ class QdrantStore:
 
         params = None if self.engine == "qdrant-local" else search_params(self.spec.index, models)  # local: exact
         out: list[list[Hit]] = []
-        for v in np.asarray(vectors, dtype=np.float32):
-            res = self._client.query_points_groups(
-                self.collection, query=v.tolist(), using=VECTOR, group_by="task_id", limit=limit,
-                group_size=per_asset, with_payload=True, search_params=params,
-            )
-            out.append([
-                Hit(task_id=p.payload["task_id"], generation=p.payload["generation"], frame=int(p.payload["frame"]),
-                    timestamp=float(p.payload["timestamp"]), span_end=float(p.payload["span_end"]),
-                    pdq=p.payload["pdq"], raw_score=float(p.score))
-                for g in res.groups for p in g.hits
-            ])
+        with engine_errors("search", self):
+            for v in np.asarray(vectors, dtype=np.float32):
+                res = self._client.query_points_groups(
+                    self.collection, query=v.tolist(), using=VECTOR, group_by="task_id", limit=limit,
+                    group_size=per_asset, with_payload=True, search_params=params,
+                )
+                out.append([hit_from(p.payload, p.score) for g in res.groups for p in g.hits])
         return out
 
     def assets(self, task_ids: list[str]) -> dict[str, AssetRecord]:
         if not task_ids:
             return {}
-        points = self._client.retrieve(self.assets_collection, [_point_id(t) for t in dict.fromkeys(task_ids)],
-                                       with_payload=True)
-        return {p.payload["task_id"]: AssetRecord(**p.payload) for p in points}
+        with engine_errors("read of asset records", self):
+            points = self._client.retrieve(self.assets_collection, [point_id(t) for t in dict.fromkeys(task_ids)],
+                                           with_payload=True)
+            return {p.payload["task_id"]: asset_record(p.payload) for p in points}
 
     def _scroll(self, name: str, flt=None):
+        """The payloads of every point of a collection (matching ``flt``), page by page."""
         offset = None
         while True:
             points, offset = self._client.scroll(name, scroll_filter=flt, limit=SCROLL_PAGE, offset=offset,
                                                  with_payload=True, with_vectors=False)
-            yield from points
+            yield from (p.payload for p in points)
             if offset is None:
                 return
 
     def frames(self, task_id: str, generation: str) -> list[StoredFrame]:
-        rows = sorted((p.payload for p in self._scroll(self.collection, self._frame_filter(task_id, generation=generation))),
-                      key=lambda r: r["frame"])
-        return [StoredFrame(frame=int(r["frame"]), timestamp=float(r["timestamp"]), span_end=float(r["span_end"]),
-                            pdq=r["pdq"]) for r in rows]
+        with engine_errors(f"read of {task_id!r} frames", self):
+            return stored_frames(self._scroll(self.collection, self._frame_filter(task_id, generation=generation)))
 
     def generations(self) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
-        committed = {p.payload["task_id"]: p.payload["generation"] for p in self._scroll(self.assets_collection)}
-        present: dict[tuple[str, str], int] = {}
-        for p in self._scroll(self.collection):
-            key = (p.payload["task_id"], p.payload["generation"])
-            present[key] = present.get(key, 0) + 1
-        return committed, present
+        with engine_errors("scan", self):
+            return scan_generations(self._scroll(self.assets_collection), self._scroll(self.collection))
 
     def build_index(self, timeout: float = 3600.0) -> None:
         if self.engine == "qdrant-local":
+            self._client  # noqa: B018  (a closed store raises)
             return  # no index to build: the local mode searches by brute force
+        with engine_errors("index build", self):
+            self._wait_for_optimizers(timeout)
+
+    def _wait_for_optimizers(self, timeout: float) -> None:
         import time
 
         from qdrant_client import models
@@ -312,6 +310,6 @@ class QdrantStore:
             time.sleep(0.5)
 
     def count(self) -> tuple[int, int]:
-        return (self._client.count(self.assets_collection, exact=True).count,
-                self._client.count(self.collection, exact=True).count)
-
+        with engine_errors("count", self):
+            return (self._client.count(self.assets_collection, exact=True).count,
+                    self._client.count(self.collection, exact=True).count)

@@ -45,7 +45,7 @@ written since the last optimization (or were found unindexed at open): the brute
 bounded, and the search that crosses the threshold pays the build (a minute or more at that
 size). The engine cannot search while it optimizes. Call :meth:`build_index` /
 :meth:`optimize` right after a bulk load to pay it there instead, or pass ``auto_optimize=None``
-to build only when asked. Segments smaller than ``indexing_threshold_kb`` (Qdrant default 10 000
+to build only when asked (options: :class:`~adapters.options.QdrantEdgeOptions`). Segments smaller than ``indexing_threshold_kb`` (Qdrant default 10 000
 KB, ~2 000 rows of 1280 floats) are left unindexed by the engine, and a segment smaller than
 ``full_scan_threshold_kb`` (default 10 000 KB) is searched by brute force even when indexed.
 
@@ -61,6 +61,10 @@ best frame first; an asset with fewer frames gives a shorter group. With exact s
 exact answer (the tests compare it with numpy). Exact search reads every row per fetch, so it
 over-fetches more (``OVERSAMPLE_EXACT``) to find its assets in one fetch; an HNSW search costs
 ``ef = max(hnsw_ef, fetched)``, so it over-fetches less (``OVERSAMPLE_HNSW``).
+
+Errors: every public method runs inside ``_common.engine_errors``, so what the engine raises (its
+Rust errors, a ``RecursionError`` on deeply nested metadata, an ``OverflowError`` on an integer
+beyond 64 bits) reaches the caller as a :class:`~vecsim.errors.StoreError`.
 """
 
 from __future__ import annotations
@@ -69,7 +73,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import re
 import shutil
 import uuid
 from dataclasses import asdict
@@ -82,7 +85,25 @@ from vecsim.errors import IndexConfigError, StoreError
 from vecsim.index_config import IndexConfig
 from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
 
-from .qdrant import _point_id, pdq_bits, pq_compression  # same point ids and encodings as the server adapter
+from ._common import (  # same point ids, encodings and index mapping as the server adapter
+    FRAME_FIELDS,
+    QDRANT_COLLECTION_NAME,
+    as_vector,
+    asset_record,
+    check_collection_name,
+    closed_error,
+    engine_errors,
+    frame_key,
+    frame_payload,
+    hit_from,
+    pdq_bits,
+    point_id,
+    qdrant_layout,
+    qdrant_search_params,
+    scan_generations,
+    stored_frames,
+)
+from .options import DEFAULT_AUTO_OPTIMIZE, QdrantEdgeOptions  # noqa: F401  (re-exported)
 
 SCHEME = "qdrant-edge:"
 ENGINE = "qdrant-edge"
@@ -98,17 +119,12 @@ OVERSAMPLE_EXACT = 16  # first fetch = limit * per_asset * this frames (FLAT)
 OVERSAMPLE_HNSW = 2  # same for the HNSW types: the fetch size is also the graph's ef
 MAX_FETCH = 4096  # most frames fetched per query vector per round
 MAX_ROUNDS = 8  # most fetches per query vector to find its `limit` assets
-DEFAULT_AUTO_OPTIMIZE = 20_000  # unindexed rows that make the next search build HNSW first
 HNSW_TYPES = ("HNSW", "HNSW_SQ8", "HNSW_PQ")
-_FRAME_FIELDS = ["task_id", "generation", "frame", "timestamp", "span_end", "pdq"]
-_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
+_FRAME_FIELDS = FRAME_FIELDS
 
 
 def _hit(p: Any) -> Hit:
-    e = p.payload
-    return Hit(task_id=e["task_id"], generation=e["generation"], frame=int(e["frame"]),
-               timestamp=float(e["timestamp"]), span_end=float(e["span_end"]), pdq=e["pdq"],
-               raw_score=float(p.score))
+    return hit_from(p.payload, p.score)
 
 
 def check_supported(spec: CollectionSpec) -> None:
@@ -126,7 +142,7 @@ def check_supported(spec: CollectionSpec) -> None:
     if metric_name(index) not in ("COSINE", "IP"):
         raise IndexConfigError(f"metric {metric_name(index)} is not available on Qdrant Edge; use COSINE or IP")
     if kind == "HNSW_PQ":
-        pq_compression(index, spec.dim)
+        qdrant_layout(spec)  # checks m
 
 
 def metric_name(index: IndexConfig) -> str:
@@ -136,18 +152,21 @@ def metric_name(index: IndexConfig) -> str:
 class QdrantEdgeStore:
     """A :class:`~vecsim.store.VectorStore` on Qdrant Edge (``qdrant-edge:PATH``), in-process."""
 
-    def __init__(self, uri: str, collection: str, create_spec: CollectionSpec, *,
-                 auto_optimize: int | None = DEFAULT_AUTO_OPTIMIZE, indexing_threshold_kb: int | None = None,
-                 full_scan_threshold_kb: int = 10_000):
-        """``indexing_threshold_kb`` and ``full_scan_threshold_kb`` apply when the collection is
-        created (they are saved with its shards); ``auto_optimize`` (unindexed rows that make a
-        search optimize first, or None for never) to this store object."""
+    def __init__(self, uri: str, collection: str, create_spec: CollectionSpec,
+                 options: QdrantEdgeOptions | None = None):
+        """``options.indexing_threshold_kb`` and ``options.full_scan_threshold_kb`` apply when the
+        collection is created (they are saved with its shards); ``options.auto_optimize``
+        (unindexed rows that make a search optimize first, or None for never) to this store object."""
+        options = options or QdrantEdgeOptions()
         if importlib.util.find_spec("qdrant_edge") is None:
             raise IndexConfigError(f"{uri!r} needs qdrant-edge-py: pip install 'vecsim[qdrant]'")
         if not uri.startswith(SCHEME) or not uri[len(SCHEME):]:
             raise IndexConfigError(f"a Qdrant Edge URI is {SCHEME}PATH (a folder), got {uri!r}")
-        if not _COLLECTION_NAME.match(collection):
-            raise IndexConfigError(f"invalid collection name {collection!r}")
+        check_collection_name(collection, QDRANT_COLLECTION_NAME)
+        self.options = options
+        auto_optimize = options.auto_optimize
+        indexing_threshold_kb = options.indexing_threshold_kb
+        full_scan_threshold_kb = options.full_scan_threshold_kb
         self.uri = uri
         self.collection = collection
         self.engine = ENGINE
@@ -158,15 +177,16 @@ class QdrantEdgeStore:
         self._frames: Any = None
         self._assets: Any = None
         try:
-            if not self.path.exists():
-                check_supported(create_spec)
-                self._create(create_spec, indexing_threshold_kb, full_scan_threshold_kb)
-            self.spec = self._read_spec()  # ours, or that of a store that created it meanwhile
-            self._open_shards()
-            self._params = self._search_params()
-            info = self._frames.info()
-            # rows not in an optimized segment yet (each point has 2 vectors, both counted)
-            self._unoptimized = max(0, info.points_count - info.indexed_vectors_count // 2)
+            with engine_errors("open", self):
+                if not self.path.exists():
+                    check_supported(create_spec)
+                    self._create(create_spec, indexing_threshold_kb, full_scan_threshold_kb)
+                self.spec = self._read_spec()  # ours, or that of a store that created it meanwhile
+                self._open_shards()
+                self._params = self._search_params()
+                info = self._frames.info()
+                # rows not in an optimized segment yet (each point has 2 vectors, both counted)
+                self._unoptimized = max(0, info.points_count - info.indexed_vectors_count // 2)
         except BaseException:
             try:
                 self.close()
@@ -211,20 +231,19 @@ class QdrantEdgeStore:
             VectorStorageDatatype,
         )
 
-        index = spec.index
-        kind = str(index.type)
-        if kind == "FLAT":  # m=0: no graph; optimize() still merges and vacuums segments
+        layout = qdrant_layout(spec)
+        if layout.hnsw is None:  # FLAT, m=0: no graph; optimize() still merges and vacuums segments
             hnsw = HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=full_scan_threshold_kb)
         else:
-            hnsw = HnswIndexConfig(m=int(index.M), ef_construct=int(index.efConstruction),  # type: ignore[union-attr]
+            hnsw = HnswIndexConfig(m=layout.hnsw[0], ef_construct=layout.hnsw[1],
                                    full_scan_threshold=full_scan_threshold_kb)
         quantization = None
-        if kind == "HNSW_SQ8":
+        if layout.scalar_int8:
             quantization = ScalarQuantizationConfig(type=ScalarType.Int8, memory=Memory.Pinned)
-        elif kind == "HNSW_PQ":
-            ratio = getattr(CompressionRatio, f"X{pq_compression(index, spec.dim)}")
+        elif layout.pq_ratio is not None:
+            ratio = getattr(CompressionRatio, f"X{layout.pq_ratio}")
             quantization = ProductQuantizationConfig(compression=ratio, memory=Memory.Pinned)
-        distance = Distance.Cosine if metric_name(index) == "COSINE" else Distance.Dot
+        distance = Distance.Cosine if layout.distance == "COSINE" else Distance.Dot
         return {  # compressed: the quantized vectors in RAM, the originals (for re-scoring) on disk
             VECTOR: EdgeVectorParams(size=spec.dim, distance=distance, hnsw_config=hnsw,
                                      quantization_config=quantization,
@@ -247,31 +266,30 @@ class QdrantEdgeStore:
 
         tmp = self.root / f".{self.collection}.creating-{uuid.uuid4().hex[:12]}"
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            tmp.mkdir()
-            optimizers = (EdgeOptimizersConfig(indexing_threshold=int(indexing_threshold_kb))
-                          if indexing_threshold_kb is not None else None)
-            frames = EdgeShard.create(str(tmp / FRAMES_DIR), EdgeConfig(
-                vectors=self._vector_params(spec, int(full_scan_threshold_kb)), optimizers=optimizers))
-            try:
-                for key in ("task_id", "generation"):
-                    frames.update(UpdateOperation.create_field_index(key, PayloadSchemaType.Keyword))
-                frames.flush()
-            finally:
-                frames.close()
-            assets = EdgeShard.create(str(tmp / ASSETS_DIR),
-                                      EdgeConfig(sparse_vectors={"unused": EdgeSparseVectorParams()}))
-            assets.flush()
-            assets.close()
-            (tmp / SPEC_FILE).write_text(spec.to_json(), encoding="utf-8")
-            try:
-                os.rename(tmp, self.path)  # atomic: the collection appears whole or not at all
-            except OSError:
-                if not (self.path / SPEC_FILE).exists():
-                    raise
-                # another store created it meanwhile: use theirs (its spec is checked on open)
-        except Exception as exc:
-            raise StoreError(f"cannot create collection {self.collection!r} at {self.uri}: {exc}") from exc
+            with engine_errors("create", self):
+                self.root.mkdir(parents=True, exist_ok=True)
+                tmp.mkdir()
+                optimizers = (EdgeOptimizersConfig(indexing_threshold=int(indexing_threshold_kb))
+                              if indexing_threshold_kb is not None else None)
+                frames = EdgeShard.create(str(tmp / FRAMES_DIR), EdgeConfig(
+                    vectors=self._vector_params(spec, int(full_scan_threshold_kb)), optimizers=optimizers))
+                try:
+                    for key in ("task_id", "generation"):
+                        frames.update(UpdateOperation.create_field_index(key, PayloadSchemaType.Keyword))
+                    frames.flush()
+                finally:
+                    frames.close()
+                assets = EdgeShard.create(str(tmp / ASSETS_DIR),
+                                          EdgeConfig(sparse_vectors={"unused": EdgeSparseVectorParams()}))
+                assets.flush()
+                assets.close()
+                (tmp / SPEC_FILE).write_text(spec.to_json(), encoding="utf-8")
+                try:
+                    os.rename(tmp, self.path)  # atomic: the collection appears whole or not at all
+                except OSError:
+                    if not (self.path / SPEC_FILE).exists():
+                        raise
+                    # another store created it meanwhile: use theirs (its spec is checked on open)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -313,37 +331,23 @@ class QdrantEdgeStore:
                 ) from exc
 
     def _search_params(self) -> Any:
-        from qdrant_edge import QuantizationSearchParams, SearchParams
+        import qdrant_edge
 
-        index = self.spec.index
-        kind = str(index.type)
-        if kind == "FLAT":
-            return SearchParams(exact=True)
-        ef = int(index.search_params().get("ef") or getattr(index, "ef", 64))
-        if kind in ("HNSW_SQ8", "HNSW_PQ"):
-            rescore = bool(index.rerank)  # type: ignore[union-attr]
-            oversampling = float(index.oversampling) if rescore else None  # type: ignore[union-attr]
-            return SearchParams(hnsw_ef=ef, quantization=QuantizationSearchParams(rescore=rescore,
-                                                                                  oversampling=oversampling))
-        return SearchParams(hnsw_ef=ef)
+        return qdrant_search_params(self.spec.index, qdrant_edge)
 
     def _shard(self, name: str) -> Any:
         shard = getattr(self, name)
         if shard is None:
-            raise StoreError(f"collection {self.collection!r} at {self.uri} is closed")
+            raise closed_error(self)
         return shard
 
     def optimize(self) -> bool:
         """Run the engine's optimizers now (builds HNSW / quantization over segments above the
         indexing threshold, merges small segments, vacuums deleted rows). Blocks until done;
         True if anything changed."""
-        try:
+        with engine_errors("optimize", self):
             changed = bool(self._shard("_frames").optimize())
             self._shard("_assets").optimize()
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"optimize of {self.collection!r} failed: {exc}") from exc
         self._unoptimized = 0
         return changed
 
@@ -358,42 +362,36 @@ class QdrantEdgeStore:
 
     # --- writes --------------------------------------------------------------------------------
 
-    def _update(self, name: str, operation: Any, what: str) -> None:
-        try:
-            self._shard(name).update(operation)
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"{what} failed: {exc}") from exc
-
     def insert_frames(self, rows: list[FrameRow]) -> None:
         from qdrant_edge import Point, UpdateOperation
 
-        for i in range(0, len(rows), WRITE_BATCH):
-            points = [
-                Point(
-                    id=_point_id(f"{r.task_id}#{r.generation}#{r.frame}"),
-                    vector={VECTOR: np.asarray(r.vector, dtype=np.float32).tolist(), PDQ_VECTOR: pdq_bits(r.pdq)},
-                    payload={"task_id": r.task_id, "generation": r.generation, "frame": int(r.frame),
-                             "timestamp": float(r.timestamp), "span_end": float(r.span_end), "pdq": r.pdq},
-                )
-                for r in rows[i : i + WRITE_BATCH]
-            ]
-            self._update("_frames", UpdateOperation.upsert_points(points), f"insert into {self.collection!r}")
-            self._unoptimized += len(points)
+        with engine_errors("insert", self):
+            for i in range(0, len(rows), WRITE_BATCH):
+                points = [
+                    Point(
+                        id=point_id(frame_key(r.task_id, r.generation, r.frame)),
+                        vector={VECTOR: as_vector(r.vector), PDQ_VECTOR: pdq_bits(r.pdq)},
+                        payload=frame_payload(r),
+                    )
+                    for r in rows[i : i + WRITE_BATCH]
+                ]
+                self._shard("_frames").update(UpdateOperation.upsert_points(points))
+                self._unoptimized += len(points)
 
     def commit_asset(self, record: AssetRecord) -> None:
         from qdrant_edge import Point, UpdateOperation
 
-        point = Point(id=_point_id(record.task_id), vector={}, payload=asdict(record))
-        self._update("_assets", UpdateOperation.upsert_points([point]), f"commit of {record.task_id!r}")
+        with engine_errors(f"commit of {record.task_id!r}", self):  # also: payload the engine cannot take
+            point = Point(id=point_id(record.task_id), vector={}, payload=asdict(record))
+            self._shard("_assets").update(UpdateOperation.upsert_points([point]))
 
     def delete_asset(self, task_id: str) -> AssetRecord | None:
         from qdrant_edge import UpdateOperation
 
         record = self.assets([task_id]).get(task_id)
         if record is not None:
-            self._update("_assets", UpdateOperation.delete_points([_point_id(task_id)]), f"delete of {task_id!r}")
+            with engine_errors(f"delete of {task_id!r}", self):
+                self._shard("_assets").update(UpdateOperation.delete_points([point_id(task_id)]))
         return record
 
     @staticmethod
@@ -411,23 +409,28 @@ class QdrantEdgeStore:
     def delete_frames(self, task_id: str, keep_generation: str | None = None) -> int:
         from qdrant_edge import CountRequest, UpdateOperation
 
-        flt = self._frame_filter(task_id, keep_generation)
-        n = self._shard("_frames").count(CountRequest(exact=True, filter=flt))
-        if n:
-            self._update("_frames", UpdateOperation.delete_points_by_filter(flt), f"delete of {task_id!r} frames")
+        with engine_errors(f"delete of {task_id!r} frames", self):
+            flt = self._frame_filter(task_id, keep_generation)
+            n = self._shard("_frames").count(CountRequest(exact=True, filter=flt))
+            if n:
+                self._shard("_frames").update(UpdateOperation.delete_points_by_filter(flt))
         return n
 
     # --- reads ---------------------------------------------------------------------------------
 
     def search(self, vectors: np.ndarray, limit: int, per_asset: int = 1) -> list[list[Hit]]:
-        from qdrant_edge import FieldCondition, Filter, MatchAny, MatchValue, Query, QueryRequest
-
         vectors = np.asarray(vectors, dtype=np.float32)
         if len(vectors) == 0:
             return []
         if limit < 1 or per_asset < 1:
             return [[] for _ in vectors]
-        self._maybe_optimize()
+        with engine_errors("search", self):
+            self._maybe_optimize()
+            return self._search_grouped(vectors, limit, per_asset)
+
+    def _search_grouped(self, vectors: np.ndarray, limit: int, per_asset: int) -> list[list[Hit]]:
+        from qdrant_edge import FieldCondition, Filter, MatchAny, MatchValue, Query, QueryRequest
+
         queries = [v.tolist() for v in vectors]
         oversample = OVERSAMPLE_EXACT if str(self.spec.index.type) == "FLAT" else OVERSAMPLE_HNSW
 
@@ -476,78 +479,53 @@ class QdrantEdgeStore:
 
         if not requests:
             return []
-        try:
-            return self._shard("_frames").query_batch(QueryBatchRequest(requests))
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"search in {self.collection!r} failed: {exc}") from exc
+        return self._shard("_frames").query_batch(QueryBatchRequest(requests))
 
     def search_pdq(self, pdq: str, limit: int = 10) -> list[tuple[str, str, int, int]]:
         """Frame rows (any generation) nearest to a PDQ hash: ``(task_id, generation, frame,
         Hamming distance)``, closest first. A brute-force scan of the on-disk ``pdq`` vectors."""
         from qdrant_edge import PayloadSelector, Query, QueryRequest, SearchParams
 
-        try:
+        with engine_errors("PDQ search", self):
             points = self._shard("_frames").query(QueryRequest(
                 limit=limit, query=Query.Nearest(pdq_bits(pdq), using=PDQ_VECTOR), params=SearchParams(exact=True),
                 with_payload=PayloadSelector.Include(["task_id", "generation", "frame"])))
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"PDQ search in {self.collection!r} failed: {exc}") from exc
         return [(p.payload["task_id"], p.payload["generation"], int(p.payload["frame"]), round(p.score))
                 for p in points]
 
     def assets(self, task_ids: list[str]) -> dict[str, AssetRecord]:
         if not task_ids:
             return {}
-        try:
-            points = self._shard("_assets").retrieve([_point_id(t) for t in dict.fromkeys(task_ids)], True, False)
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"read of asset records in {self.collection!r} failed: {exc}") from exc
-        return {p.payload["task_id"]: AssetRecord(**p.payload) for p in points}
+        with engine_errors("read of asset records", self):
+            points = self._shard("_assets").retrieve([point_id(t) for t in dict.fromkeys(task_ids)], True, False)
+            return {p.payload["task_id"]: asset_record(p.payload) for p in points}
 
     def _scroll(self, name: str, flt: Any = None, fields: list[str] | None = None):
         from qdrant_edge import ScrollRequest
 
+        """The payloads of every point of a shard (matching ``flt``), page by page."""
         shard = self._shard(name)
         offset = None
         while True:
-            try:
-                points, offset = shard.scroll(ScrollRequest(offset=offset, limit=SCROLL_PAGE, filter=flt,
-                                                            with_payload=fields or True, with_vector=False))
-            except Exception as exc:
-                raise StoreError(f"scan of {self.collection!r} failed: {exc}") from exc
-            yield from points
+            points, offset = shard.scroll(ScrollRequest(offset=offset, limit=SCROLL_PAGE, filter=flt,
+                                                        with_payload=fields or True, with_vector=False))
+            yield from (p.payload for p in points)
             if offset is None:
                 return
 
     def frames(self, task_id: str, generation: str) -> list[StoredFrame]:
-        flt = self._frame_filter(task_id, generation=generation)
-        rows = sorted((p.payload for p in self._scroll("_frames", flt, ["frame", "timestamp", "span_end", "pdq"])),
-                      key=lambda r: r["frame"])
-        return [StoredFrame(frame=int(r["frame"]), timestamp=float(r["timestamp"]), span_end=float(r["span_end"]),
-                            pdq=r["pdq"]) for r in rows]
+        with engine_errors(f"read of {task_id!r} frames", self):
+            flt = self._frame_filter(task_id, generation=generation)
+            return stored_frames(self._scroll("_frames", flt, ["frame", "timestamp", "span_end", "pdq"]))
 
     def generations(self) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
         fields = ["task_id", "generation"]
-        committed = {p.payload["task_id"]: p.payload["generation"] for p in self._scroll("_assets", None, fields)}
-        present: dict[tuple[str, str], int] = {}
-        for p in self._scroll("_frames", None, fields):
-            key = (p.payload["task_id"], p.payload["generation"])
-            present[key] = present.get(key, 0) + 1
-        return committed, present
+        with engine_errors("scan", self):
+            return scan_generations(self._scroll("_assets", None, fields), self._scroll("_frames", None, fields))
 
     def count(self) -> tuple[int, int]:
         from qdrant_edge import CountRequest
 
-        try:
+        with engine_errors("count", self):
             return (self._shard("_assets").count(CountRequest(exact=True)),
                     self._shard("_frames").count(CountRequest(exact=True)))
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"count of {self.collection!r} failed: {exc}") from exc

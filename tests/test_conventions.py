@@ -153,10 +153,14 @@ def test_index_uri_from_the_environment(monkeypatch, env, expected):
 
 
 def test_qdrant_api_key_from_the_environment(monkeypatch):
+    from vecsim import QdrantOptions
+
     monkeypatch.setenv("QDRANT_API_KEY", "k-env")
-    assert env_store_options("qdrant://h:6333", {}) == {"api_key": "k-env"}
-    assert env_store_options("qdrants://h:6333", {"api_key": "given"}) == {"api_key": "given"}
-    assert env_store_options("qdrant://h:6333", {"token": "given"}) == {"token": "given"}
-    assert env_store_options("x.db", {}) == {}
+    assert env_store_options("qdrant://h:6333", None, {}) == (None, {"api_key": "k-env"})
+    assert env_store_options("qdrants://h:6333", None, {"api_key": "given"}) == (None, {"api_key": "given"})
+    assert env_store_options("qdrant://h:6333", None, {"token": "given"}) == (None, {"token": "given"})
+    assert env_store_options("qdrant://h:6333", QdrantOptions(), {})[0] == QdrantOptions(api_key="k-env")
+    assert env_store_options("qdrant://h:6333", QdrantOptions(api_key="mine"), {})[0].api_key == "mine"
+    assert env_store_options("x.db", None, {}) == (None, {})
     monkeypatch.delenv("QDRANT_API_KEY")
-    assert env_store_options("qdrant://h:6333", {}) == {}
+    assert env_store_options("qdrant://h:6333", None, {}) == (None, {})

@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("qdrant_edge")
 
+from vecsim.adapters import QdrantEdgeOptions
 from vecsim.adapters.qdrant_edge import SPEC_FILE, QdrantEdgeStore
 
 from vecsim.errors import IndexConfigError, StoreError
@@ -273,8 +274,8 @@ def _recall(store: QdrantEdgeStore, rows: list[FrameRow], sample: np.ndarray) ->
 
 def _hnsw_store(uri: str, name: str, index, **options) -> QdrantEdgeStore:
     # small thresholds, so that 2000 64-d vectors (500 KB) get a graph and are searched through it
-    return QdrantEdgeStore(uri, name, CollectionSpec("test-desc", "1", DIM, index), indexing_threshold_kb=10,
-                           full_scan_threshold_kb=1, **options)
+    return QdrantEdgeStore(uri, name, CollectionSpec("test-desc", "1", DIM, index),
+                           QdrantEdgeOptions(indexing_threshold_kb=10, full_scan_threshold_kb=1, **options))
 
 
 def _random_assets(store: QdrantEdgeStore, rng: np.random.Generator, n: int = 2000) -> list[FrameRow]:

@@ -11,11 +11,13 @@ from .errors import (
     MediaNotFoundError,
     MediaTooLargeError,
     StoreError,
+    StoreUnavailableError,
     TaskExistsError,
     TaskNotFoundError,
     UnsupportedMediaError,
     VecsimError,
 )
+from .adapters import MilvusOptions, QdrantEdgeOptions, QdrantOptions
 from .index import CustomIndex
 from .aio import AsyncCustomIndex
 from .index_config import FlatIndex, HnswIndex, IvfFlatIndex, IvfPqIndex, IvfSq8Index, parse_index_config
@@ -27,6 +29,7 @@ __all__ = [
     "AddManyResult", "AddResult", "AssetInfo", "AssetMatch", "AsyncCustomIndex", "CorruptMediaError",
     "CustomIndex", "DescriptorMismatchError", "EmptyMediaError", "FlatIndex", "HnswIndex", "IndexConfigError",
     "IndexInfo", "InvalidRequestError", "IvfFlatIndex", "IvfPqIndex", "IvfSq8Index", "Match", "MediaError", "MediaFetchError",
-    "MediaNotFoundError", "MediaTooLargeError", "QueryResult", "RemoveResult", "StoreError", "TaskExistsError",
+    "MediaNotFoundError", "MediaTooLargeError", "MilvusOptions", "QdrantEdgeOptions", "QdrantOptions", "QueryResult",
+    "RemoveResult", "StoreError", "StoreUnavailableError", "TaskExistsError",
     "TaskNotFoundError", "UnsupportedMediaError", "VecsimError", "parse_index_config",
 ]

@@ -10,7 +10,9 @@ as ``qdrant(s)://host:6333``), else ``./vecsim.db``. A Qdrant server's API key: 
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from typing import Any
 
 DEFAULT_URI = "vecsim.db"
 
@@ -28,10 +30,16 @@ def default_uri() -> str:
     return DEFAULT_URI
 
 
-def env_store_options(uri: str, options: dict) -> dict:
-    """``options`` plus what the environment adds for ``uri`` (today: ``QDRANT_API_KEY`` for a
-    Qdrant server when no key is given)."""
-    if uri.startswith(("qdrant://", "qdrants://")) and not (options.get("api_key") or options.get("token")):
-        if key := os.environ.get("QDRANT_API_KEY"):
-            return {**options, "api_key": key}
-    return options
+def env_store_options(uri: str, options: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """``(options, kwargs)`` with what the environment adds for ``uri``: today ``QDRANT_API_KEY``
+    as the key of a Qdrant server when neither the options object nor the keywords give one."""
+    key = os.environ.get("QDRANT_API_KEY")
+    if not key or not uri.startswith(("qdrant://", "qdrants://")):
+        return options, kwargs
+    if options is not None:
+        if getattr(options, "api_key", "given") is None:
+            return dataclasses.replace(options, api_key=key), kwargs
+        return options, kwargs
+    if kwargs.get("api_key") or kwargs.get("token"):
+        return options, kwargs
+    return options, {**kwargs, "api_key": key}

@@ -106,3 +106,7 @@ class TaskNotFoundError(VecsimError, KeyError):
 
 class StoreError(VecsimError, RuntimeError):
     """The vector store failed (connection, write, schema). The message carries the engine's words."""
+
+
+class StoreUnavailableError(StoreError):
+    """The vector store could not be reached (connection refused or lost, time-out)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,8 @@ from .store import AssetRecord, CollectionSpec, FrameRow, ReadOnlyStore, VectorS
 from .task_locks import lock_scope, task_lock
 from .validate import MAX_METADATA_BYTES, check_metadata, check_task_id, new_task_id  # noqa: F401 (re-export)
 
+if TYPE_CHECKING:
+    from .adapters import StoreOptions
 DEFAULT_COLLECTION = "vecsim"
 
 #: Default ``threshold`` on ``similarity_score``: a calibrated P(copy) of one half (see docs/calibration.md).
@@ -70,8 +72,14 @@ class CustomIndex:
     ``dedupe_distance`` override its fields): videos are sampled at ``fps`` frames per second (by
     presentation time) up to ``max_duration`` seconds; with ``dedupe_distance`` set, a frame within
     that many PDQ bits of the previous kept frame is not stored, and the kept frame covers its time.
-    Extra keyword arguments go to the store adapter (Milvus: ``token``, ``db_name``, ``consistency``;
-    Qdrant server: ``api_key``, ``prefer_grpc``; see ``vecsim.adapters.open_store``).
+
+    ``store_options`` is the engine's typed options object (:class:`~vecsim.MilvusOptions` for a
+    ``*.db`` path or a Milvus server: ``token``, ``db_name``, ``consistency``;
+    :class:`~vecsim.QdrantOptions`: ``api_key``, ``prefer_grpc``, ``timeout``;
+    :class:`~vecsim.QdrantEdgeOptions`: ``auto_optimize``, ...). Its fields may instead be given as
+    extra keyword arguments (``CustomIndex("x.db", token=...)``); an option the URI's engine does
+    not take is an :class:`~vecsim.IndexConfigError` (see ``vecsim.adapters.open_store``). A Qdrant
+    server's key defaults to ``$QDRANT_API_KEY`` (:mod:`vecsim.env`).
 
     ``store``: a store already opened with ``vecsim.adapters.open_store`` (e.g. one a benchmark
     bulk-loaded) to use instead of opening ``uri`` / ``collection``; the index then owns it and
@@ -93,14 +101,15 @@ class CustomIndex:
         dedupe_distance: int | None = None,
         batch_size: int = 16,
         progress: bool | None = None,
+        store_options: StoreOptions | None = None,
         store: VectorStore | None = None,
-        **store_options: Any,
+        **legacy_store_options: Any,
     ):
         from vecsim.adapters import open_store
 
-        if store is not None and (store_options or (uri is not None and uri != store.uri)):
+        if store is not None and (store_options or legacy_store_options or (uri is not None and uri != store.uri)):
             raise InvalidRequestError(
-                f"store is an open store of {store.uri}; uri {uri!r} and store options {sorted(store_options)} "
+                f"store is an open store of {store.uri}; uri {uri!r} and store options {sorted(legacy_store_options)} "
                 "apply only when the index opens its own"
             )
         self.uri = store.uri if store is not None else uri or default_uri()
@@ -119,7 +128,8 @@ class CustomIndex:
             index=wanted or FlatIndex(),
         )
         if store is None:
-            store = open_store(self.uri, collection, spec, **env_store_options(self.uri, store_options))
+            store_options, legacy_store_options = env_store_options(self.uri, store_options, legacy_store_options)
+            store = open_store(self.uri, collection, spec, store_options, **legacy_store_options)
         self._store: VectorStore = store
         self._lock_scope = lock_scope(self.uri, self._store.collection)
         self._check_spec(self._store.spec, wanted)

@@ -1,0 +1,214 @@
+"""What every adapter shares: row keys, rows -> store records, the generations scan, collection
+names, the Qdrant index layout (used by ``qdrant.py`` and ``qdrant_edge.py``) and the one error
+boundary between an engine and the core.
+
+Nothing here imports an engine's client; the adapters pass their engine's model classes in where
+one is needed.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vecsim.errors import IndexConfigError, StoreError, StoreUnavailableError, VecsimError
+from vecsim.index_config import IndexConfig
+from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
+
+#: The payload fields of a frame row, in every engine.
+FRAME_FIELDS = ["task_id", "generation", "frame", "timestamp", "span_end", "pdq"]
+#: The fields of an asset record, in every engine.
+ASSET_FIELDS = ["task_id", "generation", "media_type", "source", "duration", "frames", "metadata"]
+
+# --- keys and rows -----------------------------------------------------------------------------
+
+
+def frame_key(task_id: str, generation: str, frame: int) -> str:
+    """The key of one frame row: ``"<task_id>#<generation>#<frame>"`` (Milvus's primary key; the
+    Qdrant point id is its UUID5, :func:`point_id`)."""
+    return f"{task_id}#{generation}#{int(frame)}"
+
+
+_NS = uuid.UUID("6f1f3c2e-3d3b-4f0e-9a43-2b1c5d0e7a11")
+
+
+def point_id(key: str) -> str:
+    """The Qdrant point id of a frame key or a task_id (UUID5: Qdrant ids are integers or UUIDs)."""
+    return str(uuid.uuid5(_NS, key))
+
+
+def frame_payload(row: FrameRow) -> dict[str, Any]:
+    """The non-vector fields of a frame row, as stored."""
+    return {"task_id": row.task_id, "generation": row.generation, "frame": int(row.frame),
+            "timestamp": float(row.timestamp), "span_end": float(row.span_end), "pdq": row.pdq}
+
+
+def as_vector(vector: Any) -> list[float]:
+    return np.asarray(vector, dtype=np.float32).tolist()
+
+
+def hit_from(row: Mapping[str, Any], score: float) -> Hit:
+    """A :class:`~vecsim.store.Hit` from a frame row's fields and its score."""
+    return Hit(task_id=row["task_id"], generation=row["generation"], frame=int(row["frame"]),
+               timestamp=float(row["timestamp"]), span_end=float(row["span_end"]), pdq=row["pdq"],
+               raw_score=float(score))
+
+
+def stored_frames(rows: Iterable[Mapping[str, Any]]) -> list[StoredFrame]:
+    """:class:`~vecsim.store.StoredFrame` s from frame rows, in frame order."""
+    return [StoredFrame(frame=int(r["frame"]), timestamp=float(r["timestamp"]), span_end=float(r["span_end"]),
+                        pdq=r["pdq"]) for r in sorted(rows, key=lambda r: int(r["frame"]))]
+
+
+def asset_record(row: Mapping[str, Any]) -> AssetRecord:
+    """An :class:`~vecsim.store.AssetRecord` from a stored record's fields."""
+    return AssetRecord(task_id=row["task_id"], generation=row["generation"], media_type=row["media_type"],
+                       source=row["source"], duration=float(row["duration"]), frames=int(row["frames"]),
+                       metadata=row.get("metadata") or {})
+
+
+def scan_generations(
+    asset_rows: Iterable[Mapping[str, Any]], frame_rows: Iterable[Mapping[str, Any]]
+) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
+    """:meth:`VectorStore.generations` from a scan of the asset records and one of the frame rows
+    (each row with at least ``task_id`` and ``generation``)."""
+    committed = {r["task_id"]: r["generation"] for r in asset_rows}
+    present: dict[tuple[str, str], int] = {}
+    for r in frame_rows:
+        key = (r["task_id"], r["generation"])
+        present[key] = present.get(key, 0) + 1
+    return committed, present
+
+
+# --- collection names --------------------------------------------------------------------------
+
+#: Milvus: letters, digits and _, not starting with a digit.
+MILVUS_COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+#: Qdrant (and a Qdrant Edge folder name): letters, digits, _ . -, not starting with . or -.
+QDRANT_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
+
+
+def check_collection_name(name: str, pattern: re.Pattern[str], rule: str = "") -> None:
+    if not isinstance(name, str) or not pattern.match(name):
+        raise IndexConfigError(f"invalid collection name {name!r}" + (f": {rule}" if rule else ""))
+
+
+# --- Qdrant index layout (qdrant.py and qdrant_edge.py) ----------------------------------------
+
+PQ_COMPRESSIONS = (4, 8, 16, 32, 64)
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def pdq_bits(pdq: str) -> list[int]:
+    """The 256 bits of a hex PDQ hash, most significant first, as 0/1 (the Manhattan distance
+    between two = their Hamming distance)."""
+    if not isinstance(pdq, str) or not _HEX64.match(pdq):
+        raise StoreError(f"PDQ hash {pdq!r} is not 64 hex characters")
+    return np.unpackbits(np.frombuffer(bytes.fromhex(pdq), dtype=np.uint8)).tolist()
+
+
+def pq_compression(index: IndexConfig, dim: int) -> int:
+    """Qdrant's product-quantization compression ratio for ``HNSW_PQ`` (``m`` bytes per vector)."""
+    ratio, rest = divmod(4 * dim, index.m)  # type: ignore[union-attr]
+    if rest or ratio not in PQ_COMPRESSIONS:
+        valid = ", ".join(str(4 * dim // c) for c in PQ_COMPRESSIONS if (4 * dim) % c == 0)
+        raise IndexConfigError(f"HNSW_PQ on Qdrant: m={index.m} bytes per vector is not a Qdrant compression "  # type: ignore[union-attr]
+                               f"of a {dim}-d vector; choose m in {valid}")
+    return ratio
+
+
+@dataclass(frozen=True)
+class QdrantLayout:
+    """How a :class:`~vecsim.store.CollectionSpec` maps onto Qdrant's embedding vector, whatever
+    the client (qdrant-client's models or qdrant-edge's classes build it)."""
+
+    dim: int
+    distance: str  # "COSINE" or "DOT"
+    hnsw: tuple[int, int] | None  # (m, ef_construct); None: FLAT, exact search, no graph
+    scalar_int8: bool  # HNSW_SQ8: int8 scalar quantization
+    pq_ratio: int | None  # HNSW_PQ: product quantization, compression x this
+
+    @property
+    def compressed(self) -> bool:
+        """Quantized: the quantized vectors stay in RAM, the originals (for re-scoring) go on disk."""
+        return self.scalar_int8 or self.pq_ratio is not None
+
+
+def qdrant_layout(spec: CollectionSpec) -> QdrantLayout:
+    index = spec.index
+    kind = str(index.type)
+    metric = getattr(index.metric, "value", str(index.metric))
+    return QdrantLayout(
+        dim=spec.dim,
+        distance="COSINE" if metric == "COSINE" else "DOT",
+        hnsw=(int(index.M), int(index.efConstruction)) if kind.startswith("HNSW") else None,  # type: ignore[union-attr]
+        scalar_int8=kind == "HNSW_SQ8",
+        pq_ratio=pq_compression(index, spec.dim) if kind == "HNSW_PQ" else None,
+    )
+
+
+def qdrant_search_params(index: IndexConfig, models: Any) -> Any:
+    """The search parameters of a config; ``models`` is ``qdrant_client.models`` or the
+    ``qdrant_edge`` module (both have ``SearchParams`` and ``QuantizationSearchParams``)."""
+    kind = str(index.type)
+    if kind == "FLAT":
+        return models.SearchParams(exact=True)
+    ef = int(index.search_params()["ef"])
+    if kind in ("HNSW_SQ8", "HNSW_PQ"):
+        rescore = bool(index.rerank)  # type: ignore[union-attr]
+        oversampling = float(index.oversampling) if rescore else None  # type: ignore[union-attr]
+        return models.SearchParams(hnsw_ef=ef, quantization=models.QuantizationSearchParams(
+            rescore=rescore, oversampling=oversampling))
+    return models.SearchParams(hnsw_ef=ef)
+
+
+# --- the error boundary ------------------------------------------------------------------------
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Whether an engine error says the engine cannot be reached (vs. it refused the operation)."""
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    name = type(exc).__name__
+    if name in ("MilvusUnavailableException", "ResponseHandlingException", "ConnectError", "ConnectTimeout"):
+        return True
+    code = getattr(exc, "code", None)  # grpc.RpcError
+    if callable(code):
+        try:
+            return getattr(code(), "name", "") in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+        except Exception:
+            return False
+    return False
+
+
+@contextmanager
+def engine_errors(what: str, store: Any) -> Iterator[None]:
+    """The boundary between an engine and the core: any exception an engine call raises becomes a
+    :class:`~vecsim.errors.StoreError` naming the operation, collection and URI, with the original
+    as ``__cause__``; vecsim's own errors pass through untouched.
+
+    Engines raise many types (pymilvus ``MilvusException``, ``grpc.RpcError``, qdrant-client's
+    ``UnexpectedResponse`` / ``ResponseHandlingException``, qdrant-edge's errors, which are plain
+    ``Exception`` s from Rust, ``OSError``, a ``RecursionError`` serialising deeply nested metadata,
+    an ``OverflowError`` on an integer beyond 64 bits), so everything but ``VecsimError`` is mapped;
+    a connection failure becomes :class:`~vecsim.errors.StoreUnavailableError`.
+    """
+    try:
+        yield
+    except VecsimError:
+        raise
+    except Exception as exc:
+        cls = StoreUnavailableError if _unavailable(exc) else StoreError
+        collection = getattr(store, "collection", "?")
+        uri = getattr(store, "uri", "?")
+        raise cls(f"{what} in collection {collection!r} at {uri} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def closed_error(store: Any) -> StoreError:
+    return StoreError(f"collection {store.collection!r} at {store.uri} is closed")

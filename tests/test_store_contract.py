@@ -1,0 +1,403 @@
+"""Contract tests of the :class:`~vecsim.store.VectorStore` protocol itself, on every backend of the
+conformance table (``tests/backends.py``), through ``vecsim.adapters.open_store``: 8-d vectors
+under a fake spec, no descriptor, so each backend runs in seconds. Then the adapters' shared
+pieces (options, the error boundary) and the Milvus Lite defects."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vecsim.adapters import MilvusOptions, QdrantEdgeOptions, QdrantOptions, open_store
+from vecsim.adapters._common import engine_errors
+from vecsim.errors import IndexConfigError, StoreError, StoreUnavailableError, VecsimError
+from vecsim.index_config import FlatIndex
+from vecsim.store import AssetRecord, CollectionSpec, FrameRow
+
+from .backends import BACKENDS, backend_uri
+
+DIM = 8
+SPEC = CollectionSpec("contract-desc", "1", DIM, FlatIndex())
+PDQ = "0" * 64
+
+
+@pytest.fixture(scope="module", params=list(BACKENDS))
+def backend_module(request, tmp_path_factory):
+    """(URI, legacy options) of one backend for the whole module; collections differ per test."""
+    uri, options, cleanup = backend_uri(request, request.param, tmp_path_factory.mktemp(request.param))
+    yield request.param, uri, options
+    cleanup()
+
+
+@pytest.fixture
+def store(backend_module):
+    _, uri, options = backend_module
+    s = open_store(uri, f"c_{uuid.uuid4().hex[:10]}", SPEC, **options)
+    yield s
+    s.close()
+
+
+def unit(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def rows(task_id: str, generation: str, vectors, start: int = 0) -> list[FrameRow]:
+    return [FrameRow(task_id, generation, start + i, float(start + i), float(start + i + 1), unit(v), PDQ)
+            for i, v in enumerate(vectors)]
+
+
+def record(task_id: str, generation: str, frames: int, **metadata) -> AssetRecord:
+    return AssetRecord(task_id, generation, "video", f"{task_id}.mp4", float(frames), frames, dict(metadata))
+
+
+def basis(i: int, noise: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
+    v = np.zeros(DIM, dtype=np.float32)
+    v[i] = 1.0
+    if noise:
+        v += (rng or np.random.default_rng(i)).normal(scale=noise, size=DIM).astype(np.float32)
+    return unit(v)
+
+
+# --- the protocol ------------------------------------------------------------------------------
+
+
+def test_frames_are_invisible_until_the_commit(store):
+    store.insert_frames(rows("a", "g1", [basis(0), basis(1)]))
+    hits = store.search(basis(0)[None], limit=5)[0]
+    assert [(h.task_id, h.generation, h.frame) for h in hits] == [("a", "g1", 0)]  # any generation
+    assert store.assets(["a"]) == {}
+    assert store.count() == (0, 2)
+    store.commit_asset(record("a", "g1", 2, n=1))
+    assert store.assets(["a", "missing"]) == {"a": record("a", "g1", 2, n=1)}
+    assert store.count() == (1, 2)
+
+
+def test_commit_overwrites_the_record(store):
+    store.insert_frames(rows("a", "g1", [basis(0)]))
+    store.commit_asset(record("a", "g1", 1, v=1))
+    store.insert_frames(rows("a", "g2", [basis(1), basis(2)]))
+    store.commit_asset(record("a", "g2", 2, v=2, nested={"list": [1, "ü"]}))
+    assert store.assets(["a"])["a"] == record("a", "g2", 2, v=2, nested={"list": [1, "ü"]})
+    assert store.count() == (1, 3)
+
+
+def test_delete_asset_returns_the_record_then_none(store):
+    store.insert_frames(rows("a", "g1", [basis(0)]))
+    store.commit_asset(record("a", "g1", 1))
+    assert store.delete_asset("a") == record("a", "g1", 1)
+    assert store.delete_asset("a") is None
+    assert store.assets(["a"]) == {}
+    assert store.count() == (0, 1)  # the frames stay until delete_frames
+
+
+def test_delete_frames_counts_and_keeps_a_generation(store):
+    store.insert_frames(rows("a", "g1", [basis(0), basis(1), basis(2)]))
+    store.insert_frames(rows("a", "g2", [basis(3), basis(4)]))
+    store.insert_frames(rows("b", "g1", [basis(5)]))
+    assert store.delete_frames("a", keep_generation="g2") == 3
+    assert [f.frame for f in store.frames("a", "g2")] == [0, 1]
+    assert store.delete_frames("a") == 2
+    assert store.delete_frames("a") == 0
+    assert store.count() == (0, 1)
+
+
+def test_search_groups_by_asset_and_one_asset_cannot_crowd_out_the_others(store):
+    rng = np.random.default_rng(0)
+    q = basis(0)
+    crowd = [unit(q + rng.normal(scale=0.01, size=DIM)) for _ in range(60)]  # near-identical frames
+    store.insert_frames(rows("crowd", "g1", crowd))
+    store.insert_frames(rows("b", "g1", [unit(q + 0.5 * basis(1)), basis(7)]))
+    store.insert_frames(rows("c", "g1", [unit(q + 0.8 * basis(2))]))
+    store.insert_frames(rows("far", "g1", [basis(5)]))
+    for task_id, n in (("crowd", 60), ("b", 2), ("c", 1), ("far", 1)):
+        store.commit_asset(record(task_id, "g1", n))
+    store.build_index()
+
+    [hits] = store.search(q[None], limit=3, per_asset=2)
+    by_asset: dict[str, list] = {}
+    for h in hits:
+        by_asset.setdefault(h.task_id, []).append(h)
+    assert list(by_asset) == ["crowd", "b", "c"]  # best asset first
+    assert len(by_asset["crowd"]) == 2 and len(by_asset["b"]) == 2 and len(by_asset["c"]) == 1
+    for group in by_asset.values():
+        scores = [h.raw_score for h in group]
+        assert scores == sorted(scores, reverse=True)
+    best = max(crowd, key=lambda v: float(v @ q))
+    assert by_asset["crowd"][0].raw_score == pytest.approx(float(best @ q), abs=1e-4)
+    assert by_asset["b"][1].frame == 1 and by_asset["b"][1].timestamp == 1.0 and by_asset["b"][1].pdq == PDQ
+
+    [one] = store.search(q[None], limit=2, per_asset=1)
+    assert [h.task_id for h in one] == ["crowd", "b"]
+    assert store.search(np.zeros((0, DIM), dtype=np.float32), limit=3) == []
+    assert len(store.search(np.stack([q, basis(5)]), limit=1)) == 2
+
+
+def test_frames_come_in_frame_order(store):
+    frame_rows = rows("a", "g1", [basis(i % DIM) for i in range(12)])
+    store.insert_frames(frame_rows[::-1][:6])
+    store.insert_frames(frame_rows[::-1][6:])
+    store.insert_frames(rows("a", "g0", [basis(0)]))  # another generation
+    frames = store.frames("a", "g1")
+    assert [f.frame for f in frames] == list(range(12))
+    assert [(f.timestamp, f.span_end, f.pdq) for f in frames[:2]] == [(0.0, 1.0, PDQ), (1.0, 2.0, PDQ)]
+    assert store.frames("a", "missing") == []
+
+
+def test_generations_scan(store):
+    store.insert_frames(rows("a", "g1", [basis(0), basis(1)]))
+    store.insert_frames(rows("a", "g2", [basis(2)]))
+    store.insert_frames(rows("b", "g1", [basis(3)]))
+    store.commit_asset(record("a", "g2", 1))
+    store.commit_asset(record("c", "g9", 0))  # a record with no frames
+    committed, present = store.generations()
+    assert committed == {"a": "g2", "c": "g9"}
+    assert present == {("a", "g1"): 2, ("a", "g2"): 1, ("b", "g1"): 1}
+
+
+def test_reopen_returns_the_stored_spec(backend_module):
+    _, uri, options = backend_module
+    name = f"r_{uuid.uuid4().hex[:10]}"
+    first = open_store(uri, name, SPEC, **options)
+    first.insert_frames(rows("a", "g1", [basis(0)]))
+    first.commit_asset(record("a", "g1", 1))
+    first.close()
+    other = CollectionSpec("other-desc", "2", DIM * 2, FlatIndex())
+    again = open_store(uri, name, other, **options)  # the stored spec wins; the core compares it
+    try:
+        assert again.spec == SPEC
+        assert again.count() == (1, 1)
+        assert (again.engine, again.collection) == (BACKENDS_ENGINE[backend_module[0]], name)
+        assert again.engine_version
+    finally:
+        again.close()
+
+
+BACKENDS_ENGINE = {"milvus-lite": "milvus-lite", "qdrant-local": "qdrant-local", "qdrant-edge": "qdrant-edge",
+                   "milvus-server": "milvus", "milvus-docker": "milvus", "qdrant-docker": "qdrant"}
+
+
+def test_a_closed_store_raises_store_error(backend_module):
+    _, uri, options = backend_module
+    s = open_store(uri, f"x_{uuid.uuid4().hex[:10]}", SPEC, **options)
+    s.close()
+    s.close()  # idempotent
+    calls = [
+        lambda: s.insert_frames(rows("a", "g1", [basis(0)])),
+        lambda: s.commit_asset(record("a", "g1", 1)),
+        lambda: s.delete_asset("a"),
+        lambda: s.delete_frames("a"),
+        lambda: s.search(basis(0)[None], limit=1),
+        lambda: s.assets(["a"]),
+        lambda: s.frames("a", "g1"),
+        s.generations,
+        s.count,
+        s.build_index,
+    ]
+    for call in calls:
+        with pytest.raises(StoreError, match="closed"):
+            call()
+
+
+def test_metadata_the_engine_cannot_take_is_a_store_error_or_stored(store):
+    """Deep nesting and integers beyond 64 bits: the core refuses them first; an adapter given them
+    anyway raises a StoreError (never a bare RecursionError / OverflowError / engine error)."""
+    deep: dict = {}
+    node = deep
+    for _ in range(5000):
+        node["x"] = {}
+        node = node["x"]
+    for metadata in ({"deep": deep}, {"big": 2**70}, {"neg": -(2**80)}):
+        try:
+            store.commit_asset(AssetRecord("m", "g1", "image", "m.jpg", 0.0, 0, metadata))
+        except StoreError:
+            pass
+
+
+def test_build_index_is_callable(store):
+    store.build_index()
+    store.insert_frames(rows("a", "g1", [basis(0)]))
+    store.commit_asset(record("a", "g1", 1))
+    store.build_index()
+    assert store.count() == (1, 1)
+
+
+# --- options -----------------------------------------------------------------------------------
+
+
+def test_open_store_refuses_options_of_another_engine(tmp_path):
+    with pytest.raises(IndexConfigError, match=r"'api_key' is not an option of milvus-lite"):
+        open_store(str(tmp_path / "x.db"), "c", SPEC, api_key="k")
+    with pytest.raises(IndexConfigError, match=r"'consistency' is not an option of qdrant-edge"):
+        open_store(f"qdrant-edge:{tmp_path / 'e'}", "c", SPEC, consistency="Strong")
+    with pytest.raises(IndexConfigError, match="takes QdrantEdgeOptions, not MilvusOptions"):
+        open_store(f"qdrant-edge:{tmp_path / 'e'}", "c", SPEC, MilvusOptions())
+    with pytest.raises(IndexConfigError, match="not both"):
+        open_store(str(tmp_path / "x.db"), "c", SPEC, MilvusOptions(), token="t")
+    with pytest.raises(IndexConfigError, match="consistency must be one of"):
+        MilvusOptions(consistency="Sometimes")
+    assert not list(tmp_path.iterdir())  # nothing was created
+
+
+def test_legacy_keywords_build_the_options_object(tmp_path):
+    from vecsim.adapters.options import options_from_kwargs
+
+    assert options_from_kwargs("qdrant", "qdrant://h:6333", {"token": "t"}) == QdrantOptions(api_key="t")
+    assert options_from_kwargs("qdrant", "u", {"api_key": "k", "token": "t"}) == QdrantOptions(api_key="k")
+    assert options_from_kwargs("milvus", "u", {"token": "a:b", "consistency": "Strong"}) == MilvusOptions(
+        token="a:b", consistency="Strong")
+    assert options_from_kwargs("qdrant-edge", "u", {"auto_optimize": None}) == QdrantEdgeOptions(auto_optimize=None)
+    pytest.importorskip("qdrant_edge")
+    with open_store(f"qdrant-edge:{tmp_path / 'e'}", "c", SPEC, auto_optimize=5) as s:
+        assert s.options == QdrantEdgeOptions(auto_optimize=5) and s.auto_optimize == 5
+    with open_store(f"qdrant-edge:{tmp_path / 'e'}", "c", SPEC, QdrantEdgeOptions(auto_optimize=None)) as s:
+        assert s.auto_optimize is None
+
+
+def test_custom_index_takes_an_options_object(tmp_path):
+    from vecsim import CustomIndex
+
+    with pytest.raises(IndexConfigError, match="'prefer_grpc' is not an option of milvus-lite"):
+        CustomIndex(str(tmp_path / "x.db"), prefer_grpc=True)
+    with pytest.raises(IndexConfigError, match="takes MilvusOptions"):
+        CustomIndex(str(tmp_path / "x.db"), store_options=QdrantOptions())
+
+
+# --- the error boundary ------------------------------------------------------------------------
+
+
+class _FakeStore:
+    collection = "c"
+    uri = "x.db"
+
+
+def test_engine_errors_maps_engine_exceptions_and_passes_vecsim_errors():
+    cause = RuntimeError("engine said no")
+    with pytest.raises(StoreError, match=r"search in collection 'c' at x.db failed: RuntimeError: engine said no") as e:
+        with engine_errors("search", _FakeStore()):
+            raise cause
+    assert e.value.__cause__ is cause and type(e.value) is StoreError
+    with pytest.raises(StoreUnavailableError) as e:
+        with engine_errors("count", _FakeStore()):
+            raise ConnectionRefusedError("refused")
+    assert isinstance(e.value, StoreError)
+    own = IndexConfigError("mine")
+    with pytest.raises(IndexConfigError) as e:
+        with engine_errors("open", _FakeStore()):
+            raise own
+    assert e.value is own
+    for exc in (RecursionError("deep"), OverflowError("int too big"), OSError(5, "I/O")):
+        with pytest.raises(StoreError):
+            with engine_errors("commit", _FakeStore()):
+                raise exc
+
+
+def test_engine_errors_maps_pymilvus_exceptions():
+    from pymilvus.exceptions import MilvusException, MilvusUnavailableException
+
+    with pytest.raises(StoreError) as e:
+        with engine_errors("insert", _FakeStore()):
+            raise MilvusException(code=1, message="bad")
+    assert isinstance(e.value, VecsimError) and isinstance(e.value.__cause__, MilvusException)
+    with pytest.raises(StoreUnavailableError):
+        with engine_errors("insert", _FakeStore()):
+            raise MilvusUnavailableException(message="down")
+
+
+# --- Milvus Lite -------------------------------------------------------------------------------
+
+
+def _listening_tcp_inodes() -> set[str]:
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/self/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # TCP_LISTEN
+                inodes.add(fields[9])
+    return inodes
+
+
+def _own_socket_inodes() -> set[str]:
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(target[len("socket:["):-1])
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="needs Linux /proc")
+def test_milvus_lite_listens_on_a_private_unix_socket_not_a_tcp_port(tmp_path):
+    from vecsim.adapters.milvus_lite import lite_address
+
+    before = _listening_tcp_inodes() & _own_socket_inodes()
+    uri = str(tmp_path / "x.db")
+    with open_store(uri, "c", SPEC) as s:
+        s.insert_frames(rows("a", "g1", [basis(0)]))
+        address = lite_address(uri)
+        assert address is not None and address.startswith("unix:")
+        sock = Path(address[len("unix:"):])
+        assert stat.S_ISSOCK(sock.stat().st_mode)
+        assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700  # only this user reaches the socket
+        assert sock.parent.stat().st_uid == os.getuid()
+        # no TCP port of this process listens for it
+        assert _listening_tcp_inodes() & _own_socket_inodes() <= before
+    assert lite_address(uri) is None and not sock.exists() and not sock.parent.exists()
+
+
+def test_two_stores_on_one_lite_file_share_their_writes(tmp_path):
+    uri = str(tmp_path / "x.db")
+    a = open_store(uri, "c", SPEC)
+    b = open_store(uri, "c", SPEC)
+    try:
+        for i in range(4):
+            for name, s in (("a", a), ("b", b)):
+                s.insert_frames(rows(f"{name}{i}", "g1", [basis(i), basis(i + 1)]))
+                s.commit_asset(record(f"{name}{i}", "g1", 2))
+            assert a.count() == b.count() == (2 * (i + 1), 4 * (i + 1))
+        assert set(b.assets([f"a{i}" for i in range(4)])) == {f"a{i}" for i in range(4)}
+        assert b.delete_asset("a0") == record("a0", "g1", 2) and a.assets(["a0"]) == {}
+        a.close()  # the other store keeps working on the shared server
+        assert b.count() == (7, 16)
+    finally:
+        a.close()
+        b.close()
+    with open_store(uri, "c", SPEC) as again:  # everything was written, and the file is free again
+        assert again.count() == (7, 16)
+
+
+def test_stores_opened_from_two_threads_at_once_on_one_lite_file(tmp_path):
+    uri = str(tmp_path / "x.db")
+    open_store(uri, "c", SPEC).close()
+    stores, errors = [], []
+    barrier = threading.Barrier(3)
+
+    def opener() -> None:
+        barrier.wait()
+        try:
+            stores.append(open_store(uri, "c", SPEC))
+        except Exception as exc:  # before the fix: "Open local milvus failed" for one of them
+            errors.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == [] and len(stores) == 3
+        stores[0].insert_frames(rows("a", "g1", [basis(0)]))
+        stores[0].commit_asset(record("a", "g1", 1))
+        assert all(s.count() == (1, 1) for s in stores)
+    finally:
+        for s in stores:
+            s.close()
