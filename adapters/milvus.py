@@ -73,8 +73,8 @@ SEARCH_BATCH = 256
 ROWS_PER_REQUEST = 40_000
 #: Query vectors whose candidates are re-scored per read of exact vectors.
 RERANK_BATCH = 16
-#: Most extra searches per query vector when Milvus Lite's grouping came back short of assets.
-LITE_UNCROWD_ROUNDS = 8
+#: Most extra searches per query vector when a grouped search came back short of assets.
+UNCROWD_ROUNDS = 8
 log = logging.getLogger(__name__)
 _OUTPUT_FIELDS = FRAME_FIELDS
 
@@ -361,37 +361,50 @@ class MilvusStore:
                 # not): an image (one frame) would vanish. A group_size=1 search sees every asset.
                 singles = self._search(batch, ask, group_by_field="task_id")
                 results = [list(a) + list(b) for a, b in zip(singles, results)]
-            if self._lite:
-                results = self._lite_uncrowd(batch, results, ask, per_asset, kwargs)
+            if self._lite or not self._group_in_store:
+                results = self._uncrowd(batch, results, wanted, ask, per_asset, kwargs)
             grouped = [_group_hits(hits, wanted, per_asset) for hits in results]
             if self._rerank:
                 grouped = self._exact_rescore(queries, grouped, limit, per_asset)
             out.extend(grouped)
         return out
 
-    def _lite_uncrowd(self, batch: list, results: list, ask: int, per_asset: int, kwargs: dict[str, Any]) -> list:
-        """Milvus Lite groups by asset only among the ``max(10 k, 3 k group_size)`` best rows, so
-        one asset with more near-identical frames than that crowds the others out of a grouped
-        search. For a query short of ``ask`` assets (when the collection holds more rows than
-        that), search again excluding the assets found, until ``ask`` or no new asset."""
-        fetched = max(ask * 10, ask * max(1, per_asset) * 3)
-        short = [i for i, hits in enumerate(results) if len({h["entity"]["task_id"] for h in hits}) < ask]
-        if not short or self._frame_rows() <= fetched:
+    def _uncrowd(self, batch: list, results: list, wanted: int, ask: int, per_asset: int,
+                 kwargs: dict[str, Any]) -> list:
+        """Make sure one asset's many near-identical frames cannot crowd the others out.
+
+        Milvus Lite groups by asset only among its ``max(10 k, 3 k group_size)`` best rows, and
+        grouping here (Milvus < 2.4) among the ``ask`` rows fetched: an asset with more frames
+        than that close to the query fills them. For a query short of ``wanted`` assets whose
+        fetch may have been crowded (Lite: the collection holds more rows than Lite looked at;
+        here: the fetch came back full), search again excluding the assets found, until
+        ``wanted`` assets or no new one (at most ``UNCROWD_ROUNDS`` times)."""
+        def assets_of(hits: list) -> set[str]:
+            return {h["entity"]["task_id"] for h in hits}
+
+        short = [i for i, hits in enumerate(results) if len(assets_of(hits)) < wanted]
+        if not short:
             return results
+        if self._lite:
+            if self._frame_rows() <= max(ask * 10, ask * max(1, per_asset) * 3):
+                return results
+        else:
+            short = [i for i in short if len(results[i]) >= ask]
         results = [list(hits) for hits in results]
         for i in short:
-            for _ in range(LITE_UNCROWD_ROUNDS):
-                seen = sorted({h["entity"]["task_id"] for h in results[i]})
-                if len(seen) >= ask:
+            for _ in range(UNCROWD_ROUNDS):
+                seen = sorted(assets_of(results[i]))
+                missing = wanted - len(seen)
+                if missing <= 0:
                     break
-                more = self._search([batch[i]], ask - len(seen), filter=f"task_id not in {json.dumps(seen)}",
-                                    **kwargs)[0]
-                if per_asset > 1:  # see search(): groups smaller than group_size vanish
-                    more = list(more) + list(self._search([batch[i]], ask - len(seen), group_by_field="task_id",
-                                                          filter=f"task_id not in {json.dumps(seen)}")[0])
-                if not more:
-                    break
+                flt = f"task_id not in {json.dumps(seen, ensure_ascii=False)}"
+                n = missing if self._group_in_store else min(MAX_SEARCH_LIMIT, missing * per_asset * CLIENT_GROUP_OVERSAMPLE)
+                more = list(self._search([batch[i]], n, filter=flt, **kwargs)[0])
+                if self._lite and per_asset > 1:  # see search(): Lite drops groups smaller than group_size
+                    more += list(self._search([batch[i]], n, group_by_field="task_id", filter=flt)[0])
                 results[i].extend(more)
+                if not more or (not self._group_in_store and len(more) < n):
+                    break
         return results
 
     def _frame_rows(self) -> int:
@@ -474,6 +487,12 @@ class MilvusStore:
     def generations(self) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
         fields = ["task_id", "generation"]
         with engine_errors("scan", self):
+            if not self._lite:
+                # A server's query_iterator misses rows not yet in a sealed segment (Milvus 2.3.5,
+                # pymilvus 2.6, whatever the consistency level): a record written since would be
+                # missing from ``committed``, and vacuum would delete that asset's frames.
+                for name in (self.assets_collection, self.collection):
+                    self._client.flush(name)
             return scan_generations(self._scan(self.assets_collection, fields), self._scan(self.collection, fields))
 
     def _scan(self, name: str, fields: list[str]):
