@@ -1,7 +1,10 @@
 """vecsim: visual copy detection for images and videos on Milvus and Qdrant: add, query, remove."""
 
 from .errors import (
+    CalibrationError,
     CorruptMediaError,
+    DescriptorError,
+    DescriptorFileNotFoundError,
     DescriptorMismatchError,
     EmptyMediaError,
     IndexConfigError,
@@ -10,6 +13,7 @@ from .errors import (
     MediaFetchError,
     MediaNotFoundError,
     MediaTooLargeError,
+    MissingDependencyError,
     StoreError,
     StoreUnavailableError,
     TaskExistsError,
@@ -26,10 +30,10 @@ from .schema import AddManyResult, AddResult, AssetInfo, AssetMatch, IndexInfo, 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AddManyResult", "AddResult", "AssetInfo", "AssetMatch", "AsyncCustomIndex", "CorruptMediaError",
-    "CustomIndex", "DescriptorMismatchError", "EmptyMediaError", "FlatIndex", "HnswIndex", "IndexConfigError",
+    "AddManyResult", "AddResult", "AssetInfo", "AssetMatch", "AsyncCustomIndex", "CalibrationError",
+    "CorruptMediaError", "CustomIndex", "DescriptorError", "DescriptorFileNotFoundError", "DescriptorMismatchError", "EmptyMediaError", "FlatIndex", "HnswIndex", "IndexConfigError",
     "IndexInfo", "InvalidRequestError", "IvfFlatIndex", "IvfPqIndex", "IvfSq8Index", "Match", "MediaError", "MediaFetchError",
-    "MediaNotFoundError", "MediaTooLargeError", "MilvusOptions", "QdrantEdgeOptions", "QdrantOptions", "QueryResult",
+    "MediaNotFoundError", "MediaTooLargeError", "MissingDependencyError", "MilvusOptions", "QdrantEdgeOptions", "QdrantOptions", "QueryResult",
     "RemoveResult", "StoreError", "StoreUnavailableError", "TaskExistsError",
     "TaskNotFoundError", "UnsupportedMediaError", "VecsimError", "parse_index_config",
 ]
