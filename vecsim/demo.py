@@ -50,7 +50,8 @@ def _video_part(index: CustomIndex, photos: dict, tmp: Path, console: Console) -
         table.add_row(a.task_id, a.media_type, f"{a.score:.2f}", f"{a.matched_ratio:.0%}", segs)
     console.print(table)
     console.print("The video ranks first with the segment it copies; its photos match as images (a photo "
-                  "found inside a video). [dim]vecsim query upload.mp4 --plot timeline.png draws this (after pip install 'vecsim[plot]').[/]\n")
+                  "found inside a video). [dim]vecsim query upload.mp4 --plot timeline.png draws this "
+                  "(after pip install 'vecsim\\[plot]').[/]\n")
 
 
 def run_demo(uri: str | None = None, console: Console | None = None) -> int:
