@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -130,7 +131,13 @@ class VectorStore(StoreReader, Protocol):
         """Write frame rows (invisible to queries until their generation is committed)."""
 
     def commit_asset(self, record: AssetRecord) -> None:
-        """Write (or overwrite) the asset record: from now on queries see ``record.generation``."""
+        """Write (or overwrite) the asset record: from now on queries see ``record.generation``.
+        Its frame rows are durable first: a kill after this returns loses nothing of the asset."""
+
+    def commit_assets(self, records: Sequence[AssetRecord]) -> None:
+        """:meth:`commit_asset` for many assets in one engine write (what a bulk load calls once per
+        group of assets). Each record is still its own commit: a kill part-way leaves every asset
+        either committed whole or invisible, never half."""
 
     def delete_asset(self, task_id: str) -> AssetRecord | None:
         """Delete the asset record (the asset disappears from queries); returns it, or None."""
