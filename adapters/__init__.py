@@ -4,10 +4,14 @@ layout and the error boundary).
 
 :func:`open_store` picks the adapter from the index URI:
 
-- a local path (``vecsim.db``, ``/data/photos.db``): Milvus Lite, embedded, no server;
+- a local path (``vecsim.db``, ``/data/photos``): the **embedded default**, no server. A new path
+  is created as a Qdrant Edge index (Qdrant's own engine in-process: HNSW, fast bulk loads; see
+  ``docs/index-configs.md`` for the measurements behind the choice); a path that already holds a
+  Milvus Lite index (what earlier vecsim versions created) keeps opening as Milvus Lite;
+- ``milvus-lite:PATH``: Milvus Lite, embedded (to create a new Milvus Lite index explicitly);
+- ``qdrant-edge:PATH``: Qdrant Edge, embedded, explicitly;
 - ``http://host:19530``, ``https://...`` or ``milvus://host:port``: a Milvus server;
 - ``qdrant-local:PATH``: Qdrant's embedded local mode (qdrant-client; exact search only);
-- ``qdrant-edge:PATH``: Qdrant's own engine in-process (qdrant-edge-py; real HNSW, quantization);
 - ``qdrant://host:6333`` (``qdrants://`` for TLS): a Qdrant server.
 
 Each engine takes a typed options object (:class:`MilvusOptions`, :class:`QdrantOptions`,
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vecsim.errors import IndexConfigError
+from vecsim.index_config import FlatIndex, HnswIndex, IndexConfig
 from vecsim.store import CollectionSpec, VectorStore
 
 from .options import (
@@ -31,16 +36,26 @@ from .options import (
     options_from_kwargs,
 )
 
-__all__ = ["MilvusOptions", "QdrantEdgeOptions", "QdrantOptions", "StoreOptions", "engine_of", "open_store"]
+__all__ = ["MilvusOptions", "QdrantEdgeOptions", "QdrantOptions", "StoreOptions", "default_index", "engine_of",
+           "local_engine", "open_store"]
 
 _SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://")
 
 
+#: The scheme that names Milvus Lite explicitly (a plain path picks by what is there).
+LITE_SCHEME = "milvus-lite:"
+#: Written at the root of a Qdrant Edge index created from a plain path, naming its engine.
+EMBEDDED_MARKER = "vecsim-index.json"
+
+
 def engine_of(uri: str) -> str:
     """The engine a URI names (``milvus-lite``, ``milvus``, ``qdrant-local``, ``qdrant``,
-    ``qdrant-edge``), or an IndexConfigError for a URI no adapter takes."""
+    ``qdrant-edge``), or an IndexConfigError for a URI no adapter takes. A plain local path is
+    the embedded default: :func:`local_engine`."""
     if uri.startswith("qdrant-edge:"):
         return "qdrant-edge"
+    if uri.startswith(LITE_SCHEME):
+        return "milvus-lite"
     if uri.startswith("qdrant-local:"):
         return "qdrant-local"
     if uri.startswith(("qdrant://", "qdrants://")):
@@ -49,10 +64,25 @@ def engine_of(uri: str) -> str:
         return "milvus"
     if "://" in uri or ":" in uri.split("/", 1)[0]:
         raise IndexConfigError(
-            f"unsupported index URI {uri!r}: use a local *.db path (Milvus Lite), http://host:port (Milvus "
-            "server), qdrant-local:PATH, qdrant-edge:PATH or qdrant://host:port"
+            f"unsupported index URI {uri!r}: use a local path (the embedded default), milvus-lite:PATH, "
+            "qdrant-edge:PATH, qdrant-local:PATH, http://host:port (Milvus server) or qdrant://host:port"
         )
-    return "milvus-lite"
+    return local_engine(Path(uri).expanduser())
+
+
+def is_milvus_lite_path(path: Path) -> bool:
+    """Whether ``path`` holds a Milvus Lite index: a file (the single-file format of Milvus Lite
+    2.x), or a folder laid out as Milvus Lite 3 lays it out."""
+    if path.is_file():
+        return True
+    return path.is_dir() and (path / "LOCK").exists() and ((path / "collections").is_dir()
+                                                          or (path / "databases").is_dir())
+
+
+def local_engine(path: Path) -> str:
+    """The engine of a plain local path: Milvus Lite where one is already there, else Qdrant Edge
+    (the embedded default, also for a new path)."""
+    return "milvus-lite" if is_milvus_lite_path(path) else "qdrant-edge"
 
 
 def open_store(
@@ -80,7 +110,7 @@ def open_store(
         try:
             from .qdrant_edge import QdrantEdgeStore
         except ImportError as exc:
-            raise IndexConfigError(f"{uri!r} needs qdrant-edge-py: pip install 'vecsim[qdrant]'") from exc
+            raise IndexConfigError(f"{uri!r} needs qdrant-edge-py: pip install qdrant-edge-py") from exc
         return QdrantEdgeStore(uri, collection, create_spec, opts)  # type: ignore[arg-type]
     if engine in ("qdrant-local", "qdrant"):
         try:
@@ -94,9 +124,29 @@ def open_store(
         if uri.startswith("milvus://"):
             uri = "http://" + uri[len("milvus://") :]
         return MilvusStore(uri, collection, create_spec, opts)  # type: ignore[arg-type]
-    path = Path(uri)
-    if path.suffix != ".db":
-        raise IndexConfigError(f"a Milvus Lite index is a file ending in .db, got {uri!r}")
+    path = Path(uri[len(LITE_SCHEME):] if uri.startswith(LITE_SCHEME) else uri).expanduser()
+    if not path.exists() and path.suffix != ".db":
+        raise IndexConfigError(f"a new Milvus Lite index is a path ending in .db, got {uri!r}")
     if path.parent and not path.parent.exists():
         raise IndexConfigError(f"the folder of {uri!r} does not exist")
     return MilvusStore(str(path), collection, create_spec, opts)  # type: ignore[arg-type]
+
+
+def default_index(uri: str) -> IndexConfig:
+    """The index config a new collection at ``uri`` gets when none is named: HNSW on Qdrant Edge
+    (exact search over a million rows costs ~0.2 s a query vector there; the HNSW defaults keep
+    ≥ 0.99 of the exact top-10 assets, docs/index-configs.md), FLAT elsewhere (Milvus Lite's
+    search cost is its own per-row bookkeeping, not the vector distance; a server's FLAT is
+    fast and exact at the sizes it is used at by default)."""
+    if engine_of(uri) == "qdrant-edge":
+        return embedded_hnsw()
+    return FlatIndex()
+
+
+def embedded_hnsw() -> IndexConfig:
+    """The default HNSW of the embedded default engine (Qdrant Edge)."""
+    return HnswIndex(M=EMBEDDED_HNSW["M"], efConstruction=EMBEDDED_HNSW["efConstruction"], ef=EMBEDDED_HNSW["ef"])
+
+
+#: Measured at 1 M rows (docs/index-configs.md): graph build time vs recall of the exact top-10 assets.
+EMBEDDED_HNSW = {"M": 16, "efConstruction": 100, "ef": 128}

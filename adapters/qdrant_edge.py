@@ -74,7 +74,9 @@ import importlib.util
 import json
 import os
 import shutil
+import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -113,9 +115,10 @@ PDQ_BITS = 256
 FRAMES_DIR = "frames"
 ASSETS_DIR = "assets"
 SPEC_FILE = "vecsim_spec.json"
+EMBEDDED_MARKER = "vecsim-index.json"  # adapters/__init__.py reads it
 SCROLL_PAGE = 4096
 WRITE_BATCH = 1024  # points per update operation (one WAL record)
-OVERSAMPLE_EXACT = 16  # first fetch = limit * per_asset * this frames (FLAT)
+OVERSAMPLE_EXACT = 4  # first fetch = limit * per_asset * this frames (FLAT)
 OVERSAMPLE_HNSW = 2  # same for the HNSW types: the fetch size is also the graph's ef
 MAX_FETCH = 4096  # most frames fetched per query vector per round
 MAX_ROUNDS = 8  # most fetches per query vector to find its `limit` assets
@@ -160,8 +163,9 @@ class QdrantEdgeStore:
         options = options or QdrantEdgeOptions()
         if importlib.util.find_spec("qdrant_edge") is None:
             raise IndexConfigError(f"{uri!r} needs qdrant-edge-py: pip install 'vecsim[qdrant]'")
-        if not uri.startswith(SCHEME) or not uri[len(SCHEME):]:
-            raise IndexConfigError(f"a Qdrant Edge URI is {SCHEME}PATH (a folder), got {uri!r}")
+        folder = uri[len(SCHEME):] if uri.startswith(SCHEME) else uri  # a plain path: the embedded default
+        if not folder or ("://" in folder):
+            raise IndexConfigError(f"a Qdrant Edge URI is {SCHEME}PATH or a plain path (a folder), got {uri!r}")
         check_collection_name(collection, QDRANT_COLLECTION_NAME)
         self.options = options
         auto_optimize = options.auto_optimize
@@ -171,11 +175,12 @@ class QdrantEdgeStore:
         self.collection = collection
         self.engine = ENGINE
         self.engine_version = f"qdrant-edge-py-{importlib.metadata.version('qdrant-edge-py')}"
-        self.root = Path(uri[len(SCHEME):]).expanduser()
+        self.root = Path(folder).expanduser()
         self.path = self.root / collection
         self.auto_optimize = None if auto_optimize is None else int(auto_optimize)
         self._frames: Any = None
         self._assets: Any = None
+        self._shared: _Shards | None = None
         try:
             with engine_errors("open", self):
                 if not self.path.exists():
@@ -184,9 +189,6 @@ class QdrantEdgeStore:
                 self.spec = self._read_spec()  # ours, or that of a store that created it meanwhile
                 self._open_shards()
                 self._params = self._search_params()
-                info = self._frames.info()
-                # rows not in an optimized segment yet (each point has 2 vectors, both counted)
-                self._unoptimized = max(0, info.points_count - info.indexed_vectors_count // 2)
         except BaseException:
             try:
                 self.close()
@@ -195,20 +197,12 @@ class QdrantEdgeStore:
             raise
 
     def close(self) -> None:
-        """Flush and release both shards (another store may then open the collection). Idempotent."""
-        errors = []
-        for name in ("_frames", "_assets"):
-            shard = getattr(self, name, None)
-            if shard is None:
-                continue
-            setattr(self, name, None)
-            for step in (shard.flush, shard.close):  # close even if the flush failed (the WAL has it)
-                try:
-                    step()
-                except Exception as exc:
-                    errors.append(exc)
-        if errors:
-            raise StoreError(f"closing {self.collection!r} at {self.uri} failed: {errors[0]}") from errors[0]
+        """Release this store's hold on the shards; the last store of the process that holds them
+        flushes and closes them (another process may then open the collection). Idempotent."""
+        shared, self._shared = self._shared, None
+        self._frames = self._assets = None
+        if shared is not None:
+            shared.release()
 
     def __enter__(self) -> QdrantEdgeStore:
         return self
@@ -268,6 +262,9 @@ class QdrantEdgeStore:
         try:
             with engine_errors("create", self):
                 self.root.mkdir(parents=True, exist_ok=True)
+                marker = self.root / EMBEDDED_MARKER
+                if not marker.exists():  # names the engine of the folder (a plain path picks by it)
+                    marker.write_text(json.dumps({"engine": ENGINE}) + "\n", encoding="utf-8")
                 tmp.mkdir()
                 optimizers = (EdgeOptimizersConfig(indexing_threshold=int(indexing_threshold_kb))
                               if indexing_threshold_kb is not None else None)
@@ -314,21 +311,17 @@ class QdrantEdgeStore:
         return spec
 
     def _open_shards(self) -> None:
-        from qdrant_edge import EdgeShard
+        self._shared = _Shards.acquire(self)
+        self._frames, self._assets = self._shared.frames, self._shared.assets
 
-        for name, sub in (("_frames", FRAMES_DIR), ("_assets", ASSETS_DIR)):
-            folder = self.path / sub
-            if not folder.is_dir():
-                raise StoreError(f"collection {self.collection!r} at {self.uri} is damaged: {str(folder)!r} is missing")
-            try:  # the config saved with the shard at creation
-                setattr(self, name, EdgeShard.load(str(folder)))
-            except Exception as exc:
-                busy = "WouldBlock" in str(exc)
-                raise StoreError(
-                    f"collection {self.collection!r} at {self.uri} is open in another store (this process or "
-                    "another); a Qdrant Edge shard can be open once at a time: close the other one first"
-                    if busy else f"cannot open collection {self.collection!r} at {self.uri}: {exc}"
-                ) from exc
+    @property
+    def _unoptimized(self) -> int:
+        return self._shared.unoptimized if self._shared is not None else 0
+
+    @_unoptimized.setter
+    def _unoptimized(self, value: int) -> None:
+        if self._shared is not None:
+            self._shared.unoptimized = value
 
     def _search_params(self) -> Any:
         import qdrant_edge
@@ -345,9 +338,10 @@ class QdrantEdgeStore:
         """Run the engine's optimizers now (builds HNSW / quantization over segments above the
         indexing threshold, merges small segments, vacuums deleted rows). Blocks until done;
         True if anything changed."""
-        with engine_errors("optimize", self):
-            changed = bool(self._shard("_frames").optimize())
-            self._shard("_assets").optimize()
+        frames, assets = self._shard("_frames"), self._shard("_assets")
+        with self._shared.optimizing, engine_errors("optimize", self):  # one optimization at a time
+            changed = bool(frames.optimize())
+            assets.optimize()
         self._unoptimized = 0
         return changed
 
@@ -379,11 +373,21 @@ class QdrantEdgeStore:
                 self._unoptimized += len(points)
 
     def commit_asset(self, record: AssetRecord) -> None:
+        self.commit_assets([record])
+
+    def commit_assets(self, records: Sequence[AssetRecord]) -> None:
+        """One upsert per ``WRITE_BATCH`` records. Each record is one point, so each asset's commit
+        is atomic on its own; the frames were logged to the frames shard's WAL before this call,
+        so a kill after it returns loses nothing."""
         from qdrant_edge import Point, UpdateOperation
 
-        with engine_errors(f"commit of {record.task_id!r}", self):  # also: payload the engine cannot take
-            point = Point(id=point_id(record.task_id), vector={}, payload=asdict(record))
-            self._shard("_assets").update(UpdateOperation.upsert_points([point]))
+        records = list(records)
+        for i in range(0, len(records), WRITE_BATCH):
+            chunk = records[i : i + WRITE_BATCH]
+            what = f"commit of {chunk[0].task_id!r}" if len(chunk) == 1 else f"commit of {len(chunk)} assets"
+            with engine_errors(what, self):  # also: a payload the engine cannot take
+                points = [Point(id=point_id(r.task_id), vector={}, payload=asdict(r)) for r in chunk]
+                self._shard("_assets").update(UpdateOperation.upsert_points(points))
 
     def delete_asset(self, task_id: str) -> AssetRecord | None:
         from qdrant_edge import UpdateOperation
@@ -429,50 +433,40 @@ class QdrantEdgeStore:
             return self._search_grouped(vectors, limit, per_asset)
 
     def _search_grouped(self, vectors: np.ndarray, limit: int, per_asset: int) -> list[list[Hit]]:
-        from qdrant_edge import FieldCondition, Filter, MatchAny, MatchValue, Query, QueryRequest
+        """One over-fetching search for all query vectors, grouped by asset here; a further
+        (filtered) search only for a query vector whose fetch held fewer than ``limit`` assets
+        while the shard has more rows (one asset's near-identical frames filled it)."""
+        from qdrant_edge import FieldCondition, Filter, MatchAny, Query, QueryRequest
 
         queries = [v.tolist() for v in vectors]
         oversample = OVERSAMPLE_EXACT if str(self.spec.index.type) == "FLAT" else OVERSAMPLE_HNSW
-
-        def nearest(i: int, ask: int, flt: Any, payload: list[str]) -> Any:
-            return QueryRequest(limit=ask, query=Query.Nearest(queries[i], using=VECTOR), filter=flt,
-                                params=self._params, with_payload=payload)
-
-        # 1. find the `limit` best assets: best frames first, then (if one asset's frames filled
-        #    the fetch) the best frames of the assets not seen yet, by a payload filter
-        best: list[dict[str, float]] = [{} for _ in queries]  # task_id -> best score, per query vector
-        searching = {i: min(MAX_FETCH, limit * per_asset * oversample) for i in range(len(queries))}
+        fetch = min(MAX_FETCH, limit * per_asset * oversample)
+        groups: list[dict[str, list[Hit]]] = [{} for _ in queries]  # task_id -> its frames, best first
+        searching = {i: fetch for i in range(len(queries))}
         for round_ in range(MAX_ROUNDS):
             if not searching:
                 break
             todo = list(searching.items())
             results = self._query_batch([
-                nearest(i, ask, Filter(must_not=[FieldCondition(key="task_id", match=MatchAny(list(best[i])))])
-                        if best[i] else None, ["task_id"])
+                QueryRequest(limit=ask, query=Query.Nearest(queries[i], using=VECTOR), params=self._params,
+                             with_payload=_FRAME_FIELDS,
+                             filter=Filter(must_not=[FieldCondition(key="task_id", match=MatchAny(list(groups[i])))])
+                             if groups[i] else None)
                 for i, ask in todo
             ])
             for (i, ask), points in zip(todo, results):
-                seen = best[i]
-                for p in points:
-                    seen.setdefault(p.payload["task_id"], float(p.score))
-                missing = limit - len(seen)
-                if missing <= 0 or len(points) < ask:  # enough assets, or no more frames at all
+                found = groups[i]
+                for p in points:  # best first: an asset's first row is its best frame
+                    group = found.setdefault(p.payload["task_id"], [])
+                    if len(group) < per_asset:
+                        group.append(_hit(p))
+                missing = limit - len(found)
+                if missing <= 0 or len(points) < ask:  # enough assets, or no more rows at all
                     del searching[i]
-                else:
+                else:  # crowded out: fetch the assets not seen yet, twice as deep each round
                     searching[i] = min(MAX_FETCH, missing * per_asset * oversample * 2 ** (round_ + 1))
-        # 2. the `per_asset` best frames of each of them: one small filtered search per asset
-        #    (the payload index on task_id makes it a lookup of that asset's rows)
-        tops = [sorted(seen, key=seen.__getitem__, reverse=True)[:limit] for seen in best]
-        todo_fill = [(i, t) for i, top in enumerate(tops) for t in top]
-        results = self._query_batch([
-            nearest(i, per_asset, Filter(must=[FieldCondition(key="task_id", match=MatchValue(t))]), _FRAME_FIELDS)
-            for i, t in todo_fill
-        ])
-        groups: list[list[list[Hit]]] = [[] for _ in queries]
-        for (i, _), points in zip(todo_fill, results):
-            if points:
-                groups[i].append(sorted((_hit(p) for p in points), key=lambda h: h.raw_score, reverse=True))
-        return [[h for g in sorted(gs, key=lambda g: g[0].raw_score, reverse=True) for h in g] for gs in groups]
+        return [[h for g in sorted(found.values(), key=lambda g: g[0].raw_score, reverse=True)[:limit] for h in g]
+                for found in groups]
 
     def _query_batch(self, requests: list[Any]) -> list[list[Any]]:
         from qdrant_edge import QueryBatchRequest
@@ -529,3 +523,69 @@ class QdrantEdgeStore:
         with engine_errors("count", self):
             return (self._shard("_assets").count(CountRequest(exact=True)),
                     self._shard("_frames").count(CountRequest(exact=True)))
+
+
+class _Shards:
+    """The two shards of one collection, open once per process and shared by every store object
+    on it (as Milvus Lite shares one server per file): two indexes opened on one path in one
+    process see each other's writes at once. The engine itself locks a shard against a second
+    process."""
+
+    _open: dict[str, _Shards] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, key: str, frames: Any, assets: Any):
+        self.key, self.frames, self.assets = key, frames, assets
+        self.holders = 1
+        info = frames.info()  # rows not in an optimized segment (each point has 2 vectors, both counted)
+        self.unoptimized = max(0, info.points_count - info.indexed_vectors_count // 2)
+        self.optimizing = threading.Lock()
+
+    @classmethod
+    def acquire(cls, store: QdrantEdgeStore) -> _Shards:
+        from qdrant_edge import EdgeShard
+
+        key = os.path.realpath(store.path)
+        with cls._guard:
+            shared = cls._open.get(key)
+            if shared is not None:
+                shared.holders += 1
+                return shared
+            loaded = []
+            try:
+                for sub in (FRAMES_DIR, ASSETS_DIR):
+                    folder = store.path / sub
+                    if not folder.is_dir():
+                        raise StoreError(f"collection {store.collection!r} at {store.uri} is damaged: "
+                                         f"{str(folder)!r} is missing")
+                    try:  # the config saved with the shard at creation
+                        loaded.append(EdgeShard.load(str(folder)))
+                    except Exception as exc:
+                        busy = "WouldBlock" in str(exc)
+                        raise StoreError(
+                            f"collection {store.collection!r} at {store.uri} is open in another process; a Qdrant "
+                            "Edge index can be open in one process at a time: close it there first"
+                            if busy else f"cannot open collection {store.collection!r} at {store.uri}: {exc}"
+                        ) from exc
+                shared = cls._open[key] = cls(key, *loaded)
+            except BaseException:
+                for shard in loaded:
+                    shard.close()
+                raise
+            return shared
+
+    def release(self) -> None:
+        with self._guard:
+            self.holders -= 1
+            if self.holders > 0:
+                return
+            del self._open[self.key]
+        errors = []
+        for shard in (self.frames, self.assets):
+            for step in (shard.flush, shard.close):  # close even if the flush failed (the WAL has it)
+                try:
+                    step()
+                except Exception as exc:  # noqa: BLE001 - reported below, after both are closed
+                    errors.append(exc)
+        if errors:
+            raise StoreError(f"closing the Qdrant Edge shards at {self.key} failed: {errors[0]}") from errors[0]

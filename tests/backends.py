@@ -29,7 +29,7 @@ class Backend:
 BACKENDS = {
     b.name: b
     for b in [
-        Backend("milvus-lite", make_uri=lambda d: str(d / "test.db")),
+        Backend("milvus-lite", make_uri=lambda d: f"milvus-lite:{d / 'test.db'}"),
         Backend("qdrant-local", make_uri=lambda d: f"qdrant-local:{d / 'qdrant'}", requires="qdrant_client"),
         Backend("qdrant-edge", make_uri=lambda d: f"qdrant-edge:{d / 'edge'}", requires="qdrant_edge"),
         Backend("milvus-server", server_fixture="milvus_server_uri"),  # PyPI milvus 2.3.5, no Docker

@@ -342,10 +342,10 @@ def test_milvus_lite_listens_on_a_private_unix_socket_not_a_tcp_port(tmp_path):
     from vecsim.adapters.milvus_lite import lite_address
 
     before = _listening_tcp_inodes() & _own_socket_inodes()
-    uri = str(tmp_path / "x.db")
-    with open_store(uri, "c", SPEC) as s:
+    path = str(tmp_path / "x.db")
+    with open_store(f"milvus-lite:{path}", "c", SPEC) as s:
         s.insert_frames(rows("a", "g1", [basis(0)]))
-        address = lite_address(uri)
+        address = lite_address(path)
         assert address is not None and address.startswith("unix:")
         sock = Path(address[len("unix:"):])
         assert stat.S_ISSOCK(sock.stat().st_mode)
@@ -353,11 +353,11 @@ def test_milvus_lite_listens_on_a_private_unix_socket_not_a_tcp_port(tmp_path):
         assert sock.parent.stat().st_uid == os.getuid()
         # no TCP port of this process listens for it
         assert _listening_tcp_inodes() & _own_socket_inodes() <= before
-    assert lite_address(uri) is None and not sock.exists() and not sock.parent.exists()
+    assert lite_address(path) is None and not sock.exists() and not sock.parent.exists()
 
 
 def test_two_stores_on_one_lite_file_share_their_writes(tmp_path):
-    uri = str(tmp_path / "x.db")
+    uri = f"milvus-lite:{tmp_path / 'x.db'}"
     a = open_store(uri, "c", SPEC)
     b = open_store(uri, "c", SPEC)
     try:
@@ -378,7 +378,7 @@ def test_two_stores_on_one_lite_file_share_their_writes(tmp_path):
 
 
 def test_stores_opened_from_two_threads_at_once_on_one_lite_file(tmp_path):
-    uri = str(tmp_path / "x.db")
+    uri = f"milvus-lite:{tmp_path / 'x.db'}"
     open_store(uri, "c", SPEC).close()
     stores, errors = [], []
     barrier = threading.Barrier(3)

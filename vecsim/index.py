@@ -9,9 +9,10 @@ per-asset matches (:mod:`vecsim.search`, :mod:`vecsim.aggregate`) -> pydantic re
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -240,6 +241,18 @@ class CustomIndex:
 
     def _ingest(self, task_id: str, stream: MediaStream, metadata: dict[str, Any],
                 existing: AssetRecord | None, *, sweep: bool) -> AddResult:
+        staged = self._stage(task_id, stream, metadata, existing, sweep=sweep)
+        try:
+            self._store.commit_asset(staged.record)
+        except BaseException:
+            self._abandon(staged)
+            raise
+        return self._committed(staged)
+
+    def _stage(self, task_id: str, stream: MediaStream, metadata: dict[str, Any],
+               existing: AssetRecord | None, *, sweep: bool) -> _Staged:
+        """Decode, embed and write the frame rows of one asset under a new generation: all of it
+        or (on any failure) none of it. Nothing is visible until its record is committed."""
         keep = existing.generation if existing else None
         generation = uuid.uuid4().hex[:16]
         if sweep:  # a caller's id may have leftovers of a killed add; a fresh uuid cannot
@@ -253,21 +266,31 @@ class CustomIndex:
                     rows.add(frame.timestamp, vector, pdq)
             duration = stream.duration or 0.0
             stored = rows.finish(duration)
-            self._store.commit_asset(AssetRecord(
-                task_id=task_id, generation=generation, media_type=stream.media_type, source=stream.source,
-                duration=duration, frames=stored, metadata=metadata,
-            ))
         except BaseException:
-            try:  # never leave part of an asset; if the store itself is down, the rows stay
-                self._store.delete_frames(task_id, keep_generation=keep)  # invisible until vacuum()
-            except Exception:
-                pass
+            self._abandon(_Staged(AssetRecord(task_id, generation, "", "", 0.0, 0), existing, 0, []))
             raise
-        if existing is not None:
-            self._store.delete_frames(task_id, keep_generation=generation)
+        record = AssetRecord(task_id=task_id, generation=generation, media_type=stream.media_type,
+                             source=stream.source, duration=duration, frames=stored, metadata=metadata)
+        return _Staged(record, existing, sampled, stream.warnings)
+
+    def _abandon(self, staged: _Staged) -> None:
+        """Delete the frame rows of an asset that will not be committed (keeping the old ones of a
+        replace). If the store itself is down, they stay invisible until :meth:`vacuum`."""
+        try:
+            keep = staged.existing.generation if staged.existing else None
+            self._store.delete_frames(staged.record.task_id, keep_generation=keep)
+        except Exception:
+            pass
+
+    def _committed(self, staged: _Staged) -> AddResult:
+        """After the commit: a replace deletes the old generation's rows; the result."""
+        record = staged.record
+        if staged.existing is not None:
+            self._store.delete_frames(record.task_id, keep_generation=record.generation)
         return AddResult(
-            task_id=task_id, source=stream.source, media_type=stream.media_type, duration=duration,
-            frames=sampled, stored_frames=stored, replaced=existing is not None, warnings=stream.warnings,
+            task_id=record.task_id, source=record.source, media_type=record.media_type, duration=record.duration,
+            frames=staged.sampled, stored_frames=record.frames, replaced=staged.existing is not None,
+            warnings=staged.warnings,
         )
 
     def add_many(
@@ -282,28 +305,44 @@ class CustomIndex:
         embedded in batches. ``metadata`` is one dict for all, or one per input. A bad input does
         not stop the others: whatever it raises (a media error, bad metadata or task_id, a store
         error), it is reported in ``failed`` with the error's class name, and nothing of it is
-        written; only ``KeyboardInterrupt`` and the like stop the loop."""
+        written; only ``KeyboardInterrupt`` and the like stop the loop.
+
+        A bulk load: inputs without a ``task_id`` are committed in groups (every
+        ``COMMIT_GROUP_ASSETS`` assets or ``COMMIT_GROUP_SECONDS`` seconds, one store write per
+        group; each asset still all or nothing), inputs with one are committed one by one (their
+        check-then-commit holds the task_id's lock). Queries meanwhile see every committed asset.
+        At the end the store finishes its vector index once (``build_index``), not per asset.
+        Results come in input order."""
         sources = expand_sources(media)
         metas = _per_item(metadata, len(sources), "metadata")
         ids = list(task_ids) if task_ids is not None else [None] * len(sources)
         if len(ids) != len(sources):
             raise InvalidRequestError(f"{len(ids)} task_ids for {len(sources)} inputs")
         dupes = {t for t in ids if t is not None and ids.count(t) > 1}
-        added: list[AddResult] = []
+        added: list[tuple[int, AddResult]] = []
         failed: list[AddFailure] = []
+        group = _CommitGroup(self)
         bar = self._progress_bar(len(sources), "adding")
         try:
-            for item, meta, tid in zip(sources, metas, ids):
+            for n, (item, meta, tid) in enumerate(zip(sources, metas, ids)):
                 try:
                     if tid in dupes:
                         raise TaskExistsError(f"task_id {tid!r} is given more than once in this batch")
-                    added.append(self.add(item, meta, tid, replace=replace))
+                    if tid is None:  # a fresh id: nobody else can be adding it, so no lock to hold
+                        meta = check_metadata(meta)
+                        staged = self._stage(new_task_id(), self._open(item), meta, None, sweep=False)
+                        added += group.add(n, item, staged, failed)
+                    else:
+                        added.append((n, self.add(item, meta, tid, replace=replace)))
                 except Exception as exc:  # noqa: BLE001 - every bad input is reported, none stops the rest
                     failed.append(_failure(item, exc))
                 bar.update(1)
         finally:
+            added += group.commit(failed)  # also on KeyboardInterrupt: these assets are whole
             bar.close()
-        return AddManyResult(added=added, failed=failed)
+        if added:
+            self._store.build_index()
+        return AddManyResult(added=[r for _, r in sorted(added, key=lambda x: x[0])], failed=failed)
 
     # --- query ---------------------------------------------------------------------------------
 
@@ -403,6 +442,58 @@ class CustomIndex:
 
         show = self.progress if self.progress is not None else sys.stderr.isatty()
         return tqdm(total=total, desc=desc, unit="file", disable=not show or total <= 1, file=sys.stderr)
+
+
+#: A bulk load commits its assets in groups of this many (or older than ``COMMIT_GROUP_SECONDS``).
+COMMIT_GROUP_ASSETS = 64
+COMMIT_GROUP_SECONDS = 5.0
+
+
+class _Staged(NamedTuple):
+    """An asset whose frame rows are written, waiting for its record to be committed."""
+
+    record: AssetRecord
+    existing: AssetRecord | None  # the record it replaces
+    sampled: int
+    warnings: list[str]
+
+
+class _CommitGroup:
+    """The assets of a bulk load staged since the last commit, committed in one store write."""
+
+    def __init__(self, index: CustomIndex):
+        self.index = index
+        self.pending: list[tuple[int, MediaInput, _Staged]] = []
+        self.since = 0.0
+
+    def add(self, n: int, item: MediaInput, staged: _Staged, failed: list[AddFailure]) -> list[tuple[int, AddResult]]:
+        if not self.pending:
+            self.since = time.monotonic()
+        self.pending.append((n, item, staged))
+        if len(self.pending) >= COMMIT_GROUP_ASSETS or time.monotonic() - self.since >= COMMIT_GROUP_SECONDS:
+            return self.commit(failed)
+        return []
+
+    def commit(self, failed: list[AddFailure]) -> list[tuple[int, AddResult]]:
+        """Commit every pending asset; where the group write fails, each one on its own, so that
+        one bad record fails only its asset (reported in ``failed``, its rows deleted)."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return []
+        store = self.index._store
+        try:
+            store.commit_assets([staged.record for _, _, staged in pending])
+            done = pending
+        except Exception:
+            done = []
+            for entry in pending:
+                try:
+                    store.commit_asset(entry[2].record)
+                    done.append(entry)
+                except Exception as exc:  # noqa: BLE001 - reported per asset
+                    self.index._abandon(entry[2])
+                    failed.append(_failure(entry[1], exc))
+        return [(n, self.index._committed(staged)) for n, _, staged in done]
 
 
 class _RowWriter:
