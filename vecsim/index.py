@@ -28,7 +28,7 @@ from .errors import (
     TaskExistsError,
     TaskNotFoundError,
 )
-from .index_config import FlatIndex, IndexConfig, parse_index_config
+from .index_config import IndexConfig, parse_index_config
 from .media import Frame, MediaInput, MediaOptions, MediaStream, describe, expand_sources, open_media
 from .schema import (
     AddFailure,
@@ -61,7 +61,7 @@ WRITE_BATCH = 256
 class CustomIndex:
     """A custom copy-detection index on a vector store.
 
-    >>> index = CustomIndex("photos.db")             # Milvus Lite (a folder); http://host:19530 for a server
+    >>> index = CustomIndex("photos.db")   # embedded (a folder; Qdrant Edge); http://host:19530 for a Milvus server
     >>> added = index.add("cat.jpg", metadata={"listing": 42})
     >>> index.query("cat_cropped.jpg").output[0].task_id == added.task_id
     True
@@ -74,8 +74,12 @@ class CustomIndex:
     presentation time) up to ``max_duration`` seconds; with ``dedupe_distance`` set, a frame within
     that many PDQ bits of the previous kept frame is not stored, and the kept frame covers its time.
 
-    ``store_options`` is the engine's typed options object (:class:`~vecsim.MilvusOptions` for a
-    ``*.db`` path or a Milvus server: ``token``, ``db_name``, ``consistency``;
+    A new local path is created on the embedded default engine, Qdrant Edge, with an HNSW index
+    (``vecsim.adapters.default_index``); a path holding a Milvus Lite index of an earlier version
+    keeps opening as Milvus Lite (``milvus-lite:PATH`` creates a new one).
+
+    ``store_options`` is the engine's typed options object (:class:`~vecsim.MilvusOptions` for
+    Milvus Lite or a Milvus server: ``token``, ``db_name``, ``consistency``;
     :class:`~vecsim.QdrantOptions`: ``api_key``, ``prefer_grpc``, ``timeout``;
     :class:`~vecsim.QdrantEdgeOptions`: ``auto_optimize``, ...). Its fields may instead be given as
     extra keyword arguments (``CustomIndex("x.db", token=...)``); an option the URI's engine does
@@ -106,7 +110,7 @@ class CustomIndex:
         store: VectorStore | None = None,
         **legacy_store_options: Any,
     ):
-        from vecsim.adapters import open_store
+        from vecsim.adapters import default_index, open_store
 
         if store is not None and (store_options or legacy_store_options or (uri is not None and uri != store.uri)):
             raise InvalidRequestError(
@@ -126,7 +130,7 @@ class CustomIndex:
             descriptor_name=self.descriptor.name,
             descriptor_version=self.descriptor.version,
             dim=self.descriptor.dim,
-            index=wanted or FlatIndex(),
+            index=wanted or (store.spec.index if store is not None else default_index(self.uri)),
         )
         if store is None:
             store_options, legacy_store_options = env_store_options(self.uri, store_options, legacy_store_options)
