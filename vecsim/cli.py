@@ -318,6 +318,45 @@ def bench_index(
     typer.echo(f"\nwrote {md} and {js}", err=True)
 
 
+@bench_app.command("scale")
+def bench_scale(
+    rows: Annotated[str, typer.Option(help="Sizes to measure, increasing, comma-separated (e.g. 10000,100000,1000000): "
+                                           "one collection is loaded up to each in turn.")],
+    index: Annotated[str | None, typer.Option("--index", help="Index URI (as the global --index; a fresh "
+                                              "collection).")] = None,
+    collection: Annotated[str | None, typer.Option(help="Collection name (default: the global --collection "
+                                                   "with the global --index, else bench_scale).")] = None,
+    queries: Annotated[int, typer.Option(min=1, help="Query vectors timed at each size.")] = 200,
+    frames_per_asset: Annotated[int, typer.Option(min=1, help="Frame rows per synthetic asset.")] = 10,
+    index_type: Annotated[str, typer.Option(help=f"{INDEX_TYPE_HELP} (of the benchmark collection).")] = "FLAT",
+    index_param: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for scale-bench.md / .json.")] = Path("bench-out"),
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Load, build, search and query latency, recall@10, memory and disk of one backend and index
+    config as one collection grows through the --rows sizes, on synthetic vectors clustered
+    around real descriptors (no media), next to faiss flat and HNSW. Index: --index (a fresh
+    collection), or a temporary Milvus Lite index."""
+    import tempfile
+
+    from .bench.report import write_report
+    from .bench.scale import parse_rows, run_scale_bench
+    from .index_config import parse_index_config
+
+    sizes = parse_rows(rows)
+    config = parse_index_config(index_type, parse_param_pairs(index_param or []))
+    uri = index or state.index
+    name = collection or (state.collection if state.index else "bench_scale")
+    with tempfile.TemporaryDirectory(prefix="vecsim-bench-") as tmp:
+        report = run_scale_bench(uri=uri or str(Path(tmp) / "scale.db"), rows=sizes, index=config, collection=name,
+                                 queries=queries, frames_per_asset=frames_per_asset, seed=seed,
+                                 descriptor=state.descriptor, progress=lambda m: typer.echo(m, err=True),
+                                 **(state.store_options if uri else {}))
+    md, js = write_report(report, out, "scale-bench")
+    typer.echo(report.to_markdown())
+    typer.echo(f"\nwrote {md} and {js}", err=True)
+
+
 def main() -> None:
     try:
         rc = app(standalone_mode=False)  # returns the code of a typer.Exit raised inside
