@@ -21,6 +21,7 @@ from vecsim import (
 from vecsim import edits
 from vecsim.descriptors import DEFAULT_DESCRIPTOR, EfficientNetGeM
 from vecsim.errors import CorruptMediaError, EmptyMediaError, MediaTooLargeError, UnsupportedMediaError
+from vecsim.adapters import default_index
 from vecsim.index_config import INDEX_TYPES
 
 from .conftest import encode
@@ -166,7 +167,7 @@ def test_results_serialise_to_documented_json(filled_index, photos):
 def test_info_and_get(filled_index, photos):
     info = filled_index.info()
     assert info.engine in ("milvus-lite", "milvus", "qdrant-local", "qdrant-edge", "qdrant") and info.assets == len(photos) == info.frames
-    assert info.descriptor.name == DEFAULT_DESCRIPTOR and info.index["type"] == "FLAT"
+    assert info.descriptor.name == DEFAULT_DESCRIPTOR and info.index["type"] == default_index(filled_index.uri).type
     got = filled_index.get("camera")
     assert got.media_type == "image" and len(got.frames) == 1 and len(got.frames[0].pdq) == 64
 
@@ -209,7 +210,7 @@ def test_index_types_built_or_refused(request, backend, photos, index_type):
         with pytest.raises(IndexConfigError, match=index_type):
             CustomIndex(uri, collection="typed", index=index_type, index_params=params, **options)
         with CustomIndex(uri, collection="typed", **options) as idx:  # the refusal created nothing
-            assert idx.count() == 0 and idx.info().index["type"] == "FLAT"
+            assert idx.count() == 0 and idx.info().index["type"] == default_index(uri).type
         return
     names = ["chelsea", "coffee", "rocket"]
     with CustomIndex(uri, collection="typed", index=index_type, index_params=params, **options) as idx:
@@ -229,7 +230,7 @@ def _defaults(index_type, params):
 
 
 def test_ivf_pq_refused_on_lite_before_any_write(tmp_path, photos):
-    index_path = str(tmp_path / "lite.db")
+    index_path = f"milvus-lite:{tmp_path / 'lite.db'}"
     with CustomIndex(index_path) as idx:
         idx.add(photos["coffee"], task_id="c")
     with pytest.raises(IndexConfigError, match="Milvus server"):
@@ -247,7 +248,7 @@ def test_lite_index_file_cut_short_is_rebuilt(tmp_path, photos, caplog, index_ty
     """Milvus Lite writes its index files in a background thread, in place: a process killed
     meanwhile leaves one truncated (seen after a SIGKILL mid-add). The next open rebuilds it."""
     index_path = tmp_path / "lite.db"
-    with CustomIndex(str(index_path), index=index_type) as idx:
+    with CustomIndex(f"milvus-lite:{index_path}", index=index_type) as idx:
         idx.add_many([photos["coffee"], photos["rocket"]], task_ids=["c", "r"])
     index_files = sorted(index_path.glob("collections/vecsim/partitions/*/indexes/*.idx"))
     assert index_files
