@@ -162,7 +162,7 @@ class QdrantEdgeStore:
         (unindexed rows that make a search optimize first, or None for never) to this store object."""
         options = options or QdrantEdgeOptions()
         if importlib.util.find_spec("qdrant_edge") is None:
-            raise IndexConfigError(f"{uri!r} needs qdrant-edge-py: pip install 'vecsim[qdrant]'")
+            raise IndexConfigError(f"{uri!r} needs qdrant-edge-py (a dependency of vecsim): pip install qdrant-edge-py")
         folder = uri[len(SCHEME):] if uri.startswith(SCHEME) else uri  # a plain path: the embedded default
         if not folder or ("://" in folder):
             raise IndexConfigError(f"a Qdrant Edge URI is {SCHEME}PATH or a plain path (a folder), got {uri!r}")

@@ -54,7 +54,7 @@ def test_add_query_remove_info(media, tmp_path):
     assert res[1]["output"][0]["task_id"] == "cat-1"
 
     info = lines(run(["--index", idx, "info"], tmp_path).stdout)[0]
-    assert info["assets"] == 3 and info["engine"] == "milvus-lite" and info["index"]["type"] == "FLAT"
+    assert info["assets"] == 3 and info["engine"] == "qdrant-edge" and info["index"]["type"] == "HNSW"  # the default
 
     removed = lines(run(["--index", idx, "remove", "cat-1"], tmp_path).stdout)
     assert removed == [{"task_id": "cat-1", "removed_frames": 1}]
@@ -89,6 +89,9 @@ def test_errors_are_one_line_with_nonzero_exit(media, tmp_path):
 def test_index_type_options(media, tmp_path):
     pq = str(tmp_path / "pq.db")
     p = run(["--index", pq, "add", str(media / "chelsea.webp"), "--index-type", "IVF_PQ"], tmp_path, check_rc=1)
+    assert "Milvus index" in p.stderr and "HNSW_PQ" in p.stderr and "Traceback" not in p.stderr  # the default: Qdrant
+    p = run(["--index", f"milvus-lite:{pq}", "add", str(media / "chelsea.webp"), "--index-type", "IVF_PQ"], tmp_path,
+            check_rc=1)
     assert "Milvus server" in p.stderr and "Traceback" not in p.stderr
     p = run(["--index", pq, "add", str(media / "chelsea.webp"), "--index-type", "HNSW", "--index-param", "M"],
             tmp_path, check_rc=1)
