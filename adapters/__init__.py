@@ -149,4 +149,4 @@ def embedded_hnsw() -> IndexConfig:
 
 
 #: Measured at 1 M rows (docs/index-configs.md): graph build time vs recall of the exact top-10 assets.
-EMBEDDED_HNSW = {"M": 16, "efConstruction": 100, "ef": 128}
+EMBEDDED_HNSW = {"M": 16, "efConstruction": 100, "ef": 256}

@@ -241,7 +241,8 @@ class QdrantEdgeStore:
         return {  # compressed: the quantized vectors in RAM, the originals (for re-scoring) on disk
             VECTOR: EdgeVectorParams(size=spec.dim, distance=distance, hnsw_config=hnsw,
                                      quantization_config=quantization,
-                                     memory=Memory.Cold if quantization is not None else None),
+                                     # the vectors a search reads, in the page cache from the open on
+                                     memory=Memory.Cold if quantization is not None else Memory.Cached),
             PDQ_VECTOR: EdgeVectorParams(
                 size=PDQ_BITS, distance=Distance.Manhattan, datatype=VectorStorageDatatype.Uint8,
                 memory=Memory.Cold, hnsw_config=HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
@@ -254,6 +255,7 @@ class QdrantEdgeStore:
             EdgeOptimizersConfig,
             EdgeShard,
             EdgeSparseVectorParams,
+            Memory,
             PayloadSchemaType,
             UpdateOperation,
         )
@@ -269,7 +271,8 @@ class QdrantEdgeStore:
                 optimizers = (EdgeOptimizersConfig(indexing_threshold=int(indexing_threshold_kb))
                               if indexing_threshold_kb is not None else None)
                 frames = EdgeShard.create(str(tmp / FRAMES_DIR), EdgeConfig(
-                    vectors=self._vector_params(spec, int(full_scan_threshold_kb)), optimizers=optimizers))
+                    vectors=self._vector_params(spec, int(full_scan_threshold_kb)), optimizers=optimizers,
+                    payload_memory=Memory.Cached))  # a search returns payloads: warm from the open on
                 try:
                     for key in ("task_id", "generation"):
                         frames.update(UpdateOperation.create_field_index(key, PayloadSchemaType.Keyword))

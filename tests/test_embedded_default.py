@@ -26,7 +26,7 @@ def _row(task_id: str, i: int) -> FrameRow:
 def test_a_new_plain_path_is_qdrant_edge_with_hnsw(tmp_path):
     path = tmp_path / "vecsim.db"
     assert engine_of(str(path)) == "qdrant-edge"
-    assert default_index(str(path)) == HnswIndex(M=16, efConstruction=100, ef=128)
+    assert default_index(str(path)) == HnswIndex(M=16, efConstruction=100, ef=256)
     assert default_index(f"milvus-lite:{path}") == FlatIndex() == default_index("http://localhost:19530")
     with open_store(str(path), "c", SPEC) as store:
         assert store.engine == "qdrant-edge" and store.uri == str(path)

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .errors import InvalidRequestError, MediaError, VecsimError
+from .errors import IndexConfigError, InvalidRequestError, MediaError, VecsimError
 from .index_config import INDEX_TYPES, parse_param_pairs
 from .media.options import DEFAULT_FPS, MAX_DEDUPE_DISTANCE, MediaOptions
 
@@ -328,7 +328,8 @@ def bench_scale(
                                                    "with the global --index, else bench_scale).")] = None,
     queries: Annotated[int, typer.Option(min=1, help="Query vectors timed at each size.")] = 200,
     frames_per_asset: Annotated[int, typer.Option(min=1, help="Frame rows per synthetic asset.")] = 10,
-    index_type: Annotated[str, typer.Option(help=f"{INDEX_TYPE_HELP} (of the benchmark collection).")] = "FLAT",
+    index_type: Annotated[str | None, typer.Option(help=f"{INDEX_TYPE_HELP} (of the benchmark collection; default: "
+                                                    "the engine's default, HNSW on the embedded default).")] = None,
     index_param: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for scale-bench.md / .json.")] = Path("bench-out"),
     seed: Annotated[int, typer.Option()] = 0,
@@ -336,19 +337,24 @@ def bench_scale(
     """Load, build, search and query latency, recall@10, memory and disk of one backend and index
     config as one collection grows through the --rows sizes, on synthetic vectors clustered
     around real descriptors (no media), next to faiss flat and HNSW. Index: --index (a fresh
-    collection), or a temporary Milvus Lite index."""
+    collection), or a temporary index on the embedded default."""
     import tempfile
 
+    from .adapters import default_index
     from .bench.report import write_report
     from .bench.scale import parse_rows, run_scale_bench
     from .index_config import parse_index_config
 
     sizes = parse_rows(rows)
-    config = parse_index_config(index_type, parse_param_pairs(index_param or []))
     uri = index or state.index
     name = collection or (state.collection if state.index else "bench_scale")
     with tempfile.TemporaryDirectory(prefix="vecsim-bench-") as tmp:
-        report = run_scale_bench(uri=uri or str(Path(tmp) / "scale.db"), rows=sizes, index=config, collection=name,
+        target = uri or str(Path(tmp) / "scale.db")
+        if index_type is None and index_param:
+            raise IndexConfigError("--index-param needs --index-type")
+        config = (parse_index_config(index_type, parse_param_pairs(index_param or [])) if index_type
+                  else default_index(target))
+        report = run_scale_bench(uri=target, rows=sizes, index=config, collection=name,
                                  queries=queries, frames_per_asset=frames_per_asset, seed=seed,
                                  descriptor=state.descriptor, progress=lambda m: typer.echo(m, err=True),
                                  **(state.store_options if uri else {}))

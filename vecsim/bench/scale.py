@@ -278,12 +278,11 @@ def local_path(uri: str) -> Path | None:
     """The folder or file of a local index URI (None for a server)."""
     from vecsim.adapters import engine_of
 
-    engine = engine_of(uri)
-    if engine == "milvus-lite":
-        return Path(uri).expanduser()
-    if engine in ("qdrant-edge", "qdrant-local"):
-        return Path(uri.split(":", 1)[1]).expanduser()
-    return None
+    if engine_of(uri) not in ("milvus-lite", "qdrant-edge", "qdrant-local"):
+        return None
+    for scheme in ("milvus-lite:", "qdrant-edge:", "qdrant-local:"):
+        uri = uri.removeprefix(scheme)
+    return Path(uri).expanduser()
 
 
 def disk_bytes(path: Path) -> int:
