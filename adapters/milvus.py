@@ -12,6 +12,11 @@ open checks it before touching any vector.
 Milvus Lite's own behaviours (one shared server and client per file, served on a private unix
 socket, rebuilding truncated index files) live in ``milvus_lite.py``.
 
+Writes on Milvus Lite: ``insert_frames`` leaves its rows in Lite's memtable (searched there by a
+slower path); ``commit_assets`` flushes them into a segment, then upserts all its records in one
+request and flushes those: a bulk load pays two flushes per group of assets, not two per asset.
+``build_index`` flushes, then waits until Lite's background thread has indexed every segment.
+
 Consistency (a server; Milvus Lite is always strong): collections are created with ``Bounded``
 consistency and reads use it (fast: a search does not wait for the newest writes), until this store
 object writes to a collection. From then on its reads of that collection use ``Session``: Milvus
@@ -31,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -55,7 +61,13 @@ from ._common import (
     scan_generations,
     stored_frames,
 )
-from .milvus_lite import LITE_INDEX_TYPES, drop_lite_index_files, open_lite_client, release_lite_client
+from .milvus_lite import (
+    LITE_INDEX_TYPES,
+    drop_lite_index_files,
+    finish_lite_index,
+    open_lite_client,
+    release_lite_client,
+)
 from .options import CONSISTENCY_LEVELS, MilvusOptions  # noqa: F401  (CONSISTENCY_LEVELS: re-exported)
 
 SPEC_PROPERTY = "vecsim.spec"
@@ -63,6 +75,9 @@ SPEC_PROPERTY = "vecsim.spec"
 SERVER_INDEX_TYPES = {"FLAT": (2, 0), "IVF_FLAT": (2, 0), "IVF_SQ8": (2, 0), "IVF_PQ": (2, 0), "HNSW": (2, 0),
                       "HNSW_SQ8": (2, 6), "HNSW_PQ": (2, 6)}
 INSERT_BATCH = 1000
+#: Asset records per upsert request, and bytes (estimated) per request: well under gRPC's 64 MB.
+ASSET_BATCH = 1000
+REQUEST_BYTES = 16 << 20
 #: Rows asked per query vector, per wanted asset, when the engine cannot group by asset.
 CLIENT_GROUP_OVERSAMPLE = 16
 MAX_SEARCH_LIMIT = 16384
@@ -283,33 +298,42 @@ class MilvusStore:
     def _flush(self, name: str) -> None:
         self._written.add(name)
         if self._lite:
-            # Milvus Lite searches unflushed rows by a slow path (38 ms vs 2 ms for 544 rows,
-            # measured); a flush costs ~7 ms. A server seals segments by itself.
+            # Milvus Lite searches unflushed (memtable) rows by brute force after a per-row Python
+            # copy of each vector (storage/memtable.py to_search_snapshot); a flush writes them to
+            # a segment, which a background thread then indexes. A server seals segments by itself.
             self._client.flush(name)
 
     # --- writes --------------------------------------------------------------------------------
 
     def insert_frames(self, rows: list[FrameRow]) -> None:
+        # No flush here (Milvus Lite: a flush per asset costs 55-87 ms): the frames of a bulk load
+        # stay in Lite's memtable, searchable (by brute force), until commit_assets flushes them.
         with engine_errors("insert", self):
             data = [{"pk": frame_key(r.task_id, r.generation, r.frame), **frame_payload(r), "vector": as_vector(r.vector)}
                     for r in rows]
             for i in range(0, len(data), INSERT_BATCH):
                 self._client.insert(self.collection, data[i : i + INSERT_BATCH])
-            self._flush(self.collection)
+            self._written.add(self.collection)
 
     def commit_asset(self, record: AssetRecord) -> None:
-        row = {
-            "task_id": record.task_id,
-            "generation": record.generation,
-            "media_type": record.media_type,
-            "source": record.source[:2048],
-            "duration": float(record.duration),
-            "frames": record.frames,
-            "metadata": record.metadata,
-            "placeholder": [1.0, 0.0],
-        }
-        with engine_errors(f"commit of {record.task_id!r}", self):
-            self._client.upsert(self.assets_collection, [row])
+        self.commit_assets([record])
+
+    def commit_assets(self, records: Sequence[AssetRecord]) -> None:
+        """One upsert of all the records (in requests under the gRPC size limit). Milvus Lite:
+        flush the frames first (durable in a segment, and searched by its index rather than
+        Lite's slow memtable path, before any record makes them visible), then the records once.
+        Each row is written whole, so a kill part-way leaves every asset committed or invisible."""
+        records = list(records)
+        what = f"commit of {records[0].task_id!r}" if len(records) == 1 else f"commit of {len(records)} assets"
+        with engine_errors(what, self):
+            client = self._client  # a closed store raises, even with nothing to commit
+            if not records:
+                return
+            rows = [_asset_row(r) for r in records]
+            if self._lite:
+                self._flush(self.collection)
+            for batch in _request_batches(rows):
+                client.upsert(self.assets_collection, batch)
             self._flush(self.assets_collection)
 
     def delete_asset(self, task_id: str) -> AssetRecord | None:
@@ -514,10 +538,12 @@ class MilvusStore:
             log.setLevel(level)
 
     def build_index(self, timeout: float = 3600.0) -> None:
-        if self._lite:
-            self._client  # noqa: B018  (a closed store raises)
-            return  # every write is flushed, and Milvus Lite indexes flushed segments at once
         with engine_errors("index build", self):
+            if self._lite:  # flush what is in the memtable, and index every segment now
+                for name in (self.collection, self.assets_collection):
+                    self._flush(name)
+                finish_lite_index(self.uri, self._db_name, [self.collection])
+                return
             self._wait_for_index(timeout)
 
     def _wait_for_index(self, timeout: float) -> None:
@@ -563,6 +589,35 @@ def _milvus_search_params(index: IndexConfig, limit: int) -> dict[str, Any]:
     if index.type in ("HNSW_SQ8", "HNSW_PQ") and index.rerank:  # type: ignore[union-attr]
         params["refine_k"] = index.oversampling  # type: ignore[union-attr]
     return params
+
+
+def _asset_row(record: AssetRecord) -> dict[str, Any]:
+    return {
+        "task_id": record.task_id,
+        "generation": record.generation,
+        "media_type": record.media_type,
+        "source": record.source[:2048],
+        "duration": float(record.duration),
+        "frames": record.frames,
+        "metadata": record.metadata,
+        "placeholder": [1.0, 0.0],
+    }
+
+
+def _request_batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Asset rows in requests of at most ``ASSET_BATCH`` rows and about ``REQUEST_BYTES``
+    (the metadata JSON and the source dominate a record's size)."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for row in rows:
+        n = 256 + len(row["source"].encode()) + len(json.dumps(row["metadata"], ensure_ascii=False).encode())
+        if batch and (len(batch) >= ASSET_BATCH or size + n > REQUEST_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(row)
+        size += n
+    if batch:
+        yield batch
 
 
 def _group_hits(hits: Any, limit: int, per_asset: int) -> list[Hit]:
