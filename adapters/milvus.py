@@ -17,6 +17,12 @@ slower path); ``commit_assets`` flushes them into a segment, then upserts all it
 request and flushes those: a bulk load pays two flushes per group of assets, not two per asset.
 ``build_index`` flushes, then waits until Lite's background thread has indexed every segment.
 
+Search: a Milvus >= 2.4 server groups hits by asset itself (``group_by_field``). Milvus < 2.4
+ignores it, and Milvus Lite's grouping drops groups smaller than ``group_size`` and costs a search
+call (O(rows) of Python on Lite) per group size, so there one plain search per batch of query
+vectors over-fetches rows and they are grouped here; a follow-up search, filtered to exclude the
+assets found, runs only for a query whose fetch one asset's near-identical frames crowded.
+
 Consistency (a server; Milvus Lite is always strong): collections are created with ``Bounded``
 consistency and reads use it (fast: a search does not wait for the newest writes), until this store
 object writes to a collection. From then on its reads of that collection use ``Session``: Milvus
@@ -80,6 +86,10 @@ ASSET_BATCH = 1000
 REQUEST_BYTES = 16 << 20
 #: Rows asked per query vector, per wanted asset, when the engine cannot group by asset.
 CLIENT_GROUP_OVERSAMPLE = 16
+#: The same on Milvus Lite, where every row fetched costs ~0.12 ms of Python (Segment.row_to_dict
+#: + projection: 800 rows ~100 ms a query vector, measured); a fetch that is short of assets is
+#: completed by follow-up searches (``_uncrowd``). Lite's own group_by fetches 3 x (groups x size).
+LITE_GROUP_OVERSAMPLE = 4
 MAX_SEARCH_LIMIT = 16384
 FRAME_WINDOW = 4000  # frame numbers per read: room for 4 generations under the 16384-row limit
 QUERY_LIMIT = 16384
@@ -143,7 +153,11 @@ class MilvusStore:
             except Exception:
                 pass  # never mask the error that got us here
             raise
-        self._group_in_store = self._lite or self._version >= (2, 4)
+        # Milvus Lite 3.2 has group_by, but drops groups smaller than group_size (an image, one
+        # frame, would vanish: a second group_size=1 search was needed) and each search call
+        # costs O(rows) in Python (search/executor_indexed.py): one plain search, grouped here.
+        self._group_in_store = not self._lite and self._version >= (2, 4)
+        self._oversample = LITE_GROUP_OVERSAMPLE if self._lite else CLIENT_GROUP_OVERSAMPLE
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -367,74 +381,61 @@ class MilvusStore:
         kwargs: dict[str, Any] = {}
         # With rerank, fetch ``oversampling`` x the assets and re-score them with exact vectors.
         wanted = int(np.ceil(limit * self.spec.index.oversampling)) if self._rerank else limit  # type: ignore[union-attr]
-        if self._group_in_store:
+        if self._group_in_store:  # a Milvus >= 2.4 server groups by asset itself, correctly
             kwargs["group_by_field"] = "task_id"
             if per_asset > 1:
                 kwargs.update(group_size=per_asset, strict_group_size=False)
             ask = wanted
-        else:  # Milvus < 2.4 ignores group_by_field silently: over-fetch and group here.
-            ask = min(MAX_SEARCH_LIMIT, wanted * per_asset * CLIENT_GROUP_OVERSAMPLE)
+        else:
+            # Milvus < 2.4 ignores group_by_field silently, and Milvus Lite's grouping costs a
+            # search per group size (see __init__): over-fetch with one plain search, group here.
+            ask = min(MAX_SEARCH_LIMIT, wanted * per_asset * self._oversample)
         out: list[list[Hit]] = []
-        step = max(1, min(SEARCH_BATCH, ROWS_PER_REQUEST // (ask * max(1, per_asset))))
+        rows_per_query = ask * max(1, per_asset) if self._group_in_store else ask
+        step = max(1, min(SEARCH_BATCH, ROWS_PER_REQUEST // rows_per_query))
         for i in range(0, len(vectors), step):
             queries = np.asarray(vectors[i : i + step], dtype=np.float32)
             batch = queries.tolist()
             results = self._search(batch, ask, **kwargs)
-            if self._lite and per_asset > 1:
-                # Milvus Lite 3.2 drops groups smaller than group_size (strict_group_size=False or
-                # not): an image (one frame) would vanish. A group_size=1 search sees every asset.
-                singles = self._search(batch, ask, group_by_field="task_id")
-                results = [list(a) + list(b) for a, b in zip(singles, results)]
-            if self._lite or not self._group_in_store:
-                results = self._uncrowd(batch, results, wanted, ask, per_asset, kwargs)
+            if not self._group_in_store:
+                results = self._uncrowd(batch, results, wanted, ask, per_asset)
             grouped = [_group_hits(hits, wanted, per_asset) for hits in results]
             if self._rerank:
                 grouped = self._exact_rescore(queries, grouped, limit, per_asset)
             out.extend(grouped)
         return out
 
-    def _uncrowd(self, batch: list, results: list, wanted: int, ask: int, per_asset: int,
-                 kwargs: dict[str, Any]) -> list:
+    def _uncrowd(self, batch: list, results: list, wanted: int, ask: int, per_asset: int) -> list:
         """Make sure one asset's many near-identical frames cannot crowd the others out.
 
-        Milvus Lite groups by asset only among its ``max(10 k, 3 k group_size)`` best rows, and
-        grouping here (Milvus < 2.4) among the ``ask`` rows fetched: an asset with more frames
-        than that close to the query fills them. For a query short of ``wanted`` assets whose
-        fetch may have been crowded (Lite: the collection holds more rows than Lite looked at;
-        here: the fetch came back full), search again excluding the assets found, until
-        ``wanted`` assets or no new one (at most ``UNCROWD_ROUNDS`` times)."""
-        def assets_of(hits: list) -> set[str]:
-            return {h["entity"]["task_id"] for h in hits}
-
-        short = [i for i, hits in enumerate(results) if len(assets_of(hits)) < wanted]
+        Grouping here sees only the ``ask`` rows fetched per query: an asset with more frames
+        than that close to the query fills them. For a query whose fetch came back full (more
+        rows exist) but holds fewer than ``wanted`` assets, search again excluding the assets
+        that already have ``per_asset`` frames, until ``wanted`` assets or no more rows (at most
+        ``UNCROWD_ROUNDS`` times). An asset left out of a full fetch ranks below every asset in
+        it, so the assets found first keep their places."""
+        short = [i for i, hits in enumerate(results)
+                 if len(hits) >= ask and len({h["entity"]["task_id"] for h in hits}) < wanted]
         if not short:
             return results
-        if self._lite:
-            if self._frame_rows() <= max(ask * 10, ask * max(1, per_asset) * 3):
-                return results
-        else:
-            short = [i for i in short if len(results[i]) >= ask]
         results = [list(hits) for hits in results]
         for i in short:
             for _ in range(UNCROWD_ROUNDS):
-                seen = sorted(assets_of(results[i]))
-                missing = wanted - len(seen)
+                per: dict[str, set[tuple[str, int]]] = {}
+                for h in results[i]:
+                    e = h["entity"]
+                    per.setdefault(e["task_id"], set()).add((e["generation"], int(e["frame"])))
+                missing = wanted - len(per)
                 if missing <= 0:
                     break
-                flt = f"task_id not in {json.dumps(seen, ensure_ascii=False)}"
-                n = missing if self._group_in_store else min(MAX_SEARCH_LIMIT, missing * per_asset * CLIENT_GROUP_OVERSAMPLE)
-                more = list(self._search([batch[i]], n, filter=flt, **kwargs)[0])
-                if self._lite and per_asset > 1:  # see search(): Lite drops groups smaller than group_size
-                    more += list(self._search([batch[i]], n, group_by_field="task_id", filter=flt)[0])
+                full = sorted(t for t, frames in per.items() if len(frames) >= per_asset)
+                n = min(MAX_SEARCH_LIMIT, missing * per_asset * self._oversample)
+                flt = f"task_id not in {json.dumps(full, ensure_ascii=False)}" if full else ""
+                more = list(self._search([batch[i]], n, filter=flt)[0])
                 results[i].extend(more)
-                if not more or (not self._group_in_store and len(more) < n):
-                    break
+                if len(more) < n:
+                    break  # the collection has no more rows
         return results
-
-    def _frame_rows(self) -> int:
-        res = self._client.query(self.collection, filter="", output_fields=["count(*)"],
-                                 consistency_level=self._level(self.collection))
-        return int(res[0]["count(*)"])
 
     def _exact_rescore(self, queries: np.ndarray, grouped: list[list[Hit]], limit: int,
                        per_asset: int) -> list[list[Hit]]:
