@@ -18,10 +18,10 @@ request and flushes those: a bulk load pays two flushes per group of assets, not
 ``build_index`` flushes, then waits until Lite's background thread has indexed every segment.
 
 Search: a Milvus >= 2.4 server groups hits by asset itself (``group_by_field``). Milvus < 2.4
-ignores it, and Milvus Lite's grouping drops groups smaller than ``group_size`` and costs a search
-call (O(rows) of Python on Lite) per group size, so there one plain search per batch of query
-vectors over-fetches rows and they are grouped here; a follow-up search, filtered to exclude the
-assets found, runs only for a query whose fetch one asset's near-identical frames crowded.
+ignores it; Milvus Lite's grouping only re-groups rows it fetched anyway (and with pymilvus it
+reads ``strict_group_size=False`` as true, see ``__init__``). There one plain search per batch of
+query vectors over-fetches rows and they are grouped here; a follow-up search, filtered to exclude
+the assets found, runs only for a query whose fetch one asset's near-identical frames crowded.
 
 Consistency (a server; Milvus Lite is always strong): collections are created with ``Bounded``
 consistency and reads use it (fast: a search does not wait for the newest writes), until this store
@@ -153,9 +153,11 @@ class MilvusStore:
             except Exception:
                 pass  # never mask the error that got us here
             raise
-        # Milvus Lite 3.2 has group_by, but drops groups smaller than group_size (an image, one
-        # frame, would vanish: a second group_size=1 search was needed) and each search call
-        # costs O(rows) in Python (search/executor_indexed.py): one plain search, grouped here.
+        # Milvus Lite 3.2's group_by fetches max(3 x limit x group_size, 10 x limit) rows and
+        # groups them in Python, as here; and pymilvus sends strict_group_size=False as the string
+        # "False", which Lite's translator (adapter/grpc/translators/search.py) reads with bool():
+        # true, so groups smaller than group_size (an image: one frame) vanished. Every Lite search
+        # call also costs O(rows) of Python (search/executor_indexed.py): one plain search here.
         self._group_in_store = not self._lite and self._version >= (2, 4)
         self._oversample = LITE_GROUP_OVERSAMPLE if self._lite else CLIENT_GROUP_OVERSAMPLE
 
