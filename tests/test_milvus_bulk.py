@@ -154,7 +154,7 @@ def test_asset_requests_stay_under_the_size_limit(monkeypatch):
     rows = [milvus_adapter._asset_row(AssetRecord(f"a{i}", "g", "image", "s", 0.0, 0, {"x": "y" * 3000}))
             for i in range(10)]
     batches = list(milvus_adapter._request_batches(rows))
-    assert [len(b) for b in batches] == [3, 3, 3, 1] and sum(batches, []) == rows
+    assert [len(b) for b in batches] == [3, 3, 3, 1] and [r for b in batches for r in b] == rows
     big = [milvus_adapter._asset_row(AssetRecord("big", "g", "image", "s", 0.0, 0, {"x": "y" * 50_000}))]
     assert list(milvus_adapter._request_batches(big)) == [big]  # one oversized record goes alone
 
@@ -186,7 +186,7 @@ def test_one_asset_with_many_near_identical_frames_cannot_crowd_out_the_others(l
     for limit, per_asset in ((5, 2), (8, 3), (3, 5)):
         hits = lite.search(q[None], limit=limit, per_asset=per_asset)[0]
         got = check(hits, data, q, limit, per_asset)  # the crowd first, then the others in order
-        assert len(got) == limit and list(got)[0] == "crowd" and len(got["crowd"]) == per_asset
+        assert len(got) == limit and next(iter(got)) == "crowd" and len(got["crowd"]) == per_asset
     assert len(spy.calls) > 3  # the crowded fetches needed their follow-up searches
     # a batch with a crowded and an ordinary query: the follow-up only for the crowded one
     spy.calls.clear()
