@@ -12,6 +12,17 @@ open checks it before touching any vector.
 Milvus Lite's own behaviours (one shared server and client per file, served on a private unix
 socket, rebuilding truncated index files) live in ``milvus_lite.py``.
 
+Writes on Milvus Lite: ``insert_frames`` leaves its rows in Lite's memtable (searched there by a
+slower path); ``commit_assets`` flushes them into a segment, then upserts all its records in one
+request and flushes those: a bulk load pays two flushes per group of assets, not two per asset.
+``build_index`` flushes, then waits until Lite's background thread has indexed every segment.
+
+Search: a Milvus >= 2.4 server groups hits by asset itself (``group_by_field``). Milvus < 2.4
+ignores it; Milvus Lite's grouping only re-groups rows it fetched anyway (and with pymilvus it
+reads ``strict_group_size=False`` as true, see ``__init__``). There one plain search per batch of
+query vectors over-fetches rows and they are grouped here; a follow-up search, filtered to exclude
+the assets found, runs only for a query whose fetch one asset's near-identical frames crowded.
+
 Consistency (a server; Milvus Lite is always strong): collections are created with ``Bounded``
 consistency and reads use it (fast: a search does not wait for the newest writes), until this store
 object writes to a collection. From then on its reads of that collection use ``Session``: Milvus
@@ -31,6 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -55,7 +67,13 @@ from ._common import (
     scan_generations,
     stored_frames,
 )
-from .milvus_lite import LITE_INDEX_TYPES, drop_lite_index_files, open_lite_client, release_lite_client
+from .milvus_lite import (
+    LITE_INDEX_TYPES,
+    drop_lite_index_files,
+    finish_lite_index,
+    open_lite_client,
+    release_lite_client,
+)
 from .options import CONSISTENCY_LEVELS, MilvusOptions  # noqa: F401  (CONSISTENCY_LEVELS: re-exported)
 
 SPEC_PROPERTY = "vecsim.spec"
@@ -63,8 +81,15 @@ SPEC_PROPERTY = "vecsim.spec"
 SERVER_INDEX_TYPES = {"FLAT": (2, 0), "IVF_FLAT": (2, 0), "IVF_SQ8": (2, 0), "IVF_PQ": (2, 0), "HNSW": (2, 0),
                       "HNSW_SQ8": (2, 6), "HNSW_PQ": (2, 6)}
 INSERT_BATCH = 1000
+#: Asset records per upsert request, and bytes (estimated) per request: well under gRPC's 64 MB.
+ASSET_BATCH = 1000
+REQUEST_BYTES = 16 << 20
 #: Rows asked per query vector, per wanted asset, when the engine cannot group by asset.
 CLIENT_GROUP_OVERSAMPLE = 16
+#: The same on Milvus Lite, where every row fetched costs ~0.12 ms of Python (Segment.row_to_dict
+#: + projection: 800 rows ~100 ms a query vector, measured); a fetch that is short of assets is
+#: completed by follow-up searches (``_uncrowd``). Lite's own group_by fetches 3 x (groups x size).
+LITE_GROUP_OVERSAMPLE = 4
 MAX_SEARCH_LIMIT = 16384
 FRAME_WINDOW = 4000  # frame numbers per read: room for 4 generations under the 16384-row limit
 QUERY_LIMIT = 16384
@@ -128,7 +153,13 @@ class MilvusStore:
             except Exception:
                 pass  # never mask the error that got us here
             raise
-        self._group_in_store = self._lite or self._version >= (2, 4)
+        # Milvus Lite 3.2's group_by fetches max(3 x limit x group_size, 10 x limit) rows and
+        # groups them in Python, as here; and pymilvus sends strict_group_size=False as the string
+        # "False", which Lite's translator (adapter/grpc/translators/search.py) reads with bool():
+        # true, so groups smaller than group_size (an image: one frame) vanished. Every Lite search
+        # call also costs O(rows) of Python (search/executor_indexed.py): one plain search here.
+        self._group_in_store = not self._lite and self._version >= (2, 4)
+        self._oversample = LITE_GROUP_OVERSAMPLE if self._lite else CLIENT_GROUP_OVERSAMPLE
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -283,33 +314,42 @@ class MilvusStore:
     def _flush(self, name: str) -> None:
         self._written.add(name)
         if self._lite:
-            # Milvus Lite searches unflushed rows by a slow path (38 ms vs 2 ms for 544 rows,
-            # measured); a flush costs ~7 ms. A server seals segments by itself.
+            # Milvus Lite searches unflushed (memtable) rows by brute force after a per-row Python
+            # copy of each vector (storage/memtable.py to_search_snapshot); a flush writes them to
+            # a segment, which a background thread then indexes. A server seals segments by itself.
             self._client.flush(name)
 
     # --- writes --------------------------------------------------------------------------------
 
     def insert_frames(self, rows: list[FrameRow]) -> None:
+        # No flush here (Milvus Lite: a flush per asset costs 55-87 ms): the frames of a bulk load
+        # stay in Lite's memtable, searchable (by brute force), until commit_assets flushes them.
         with engine_errors("insert", self):
             data = [{"pk": frame_key(r.task_id, r.generation, r.frame), **frame_payload(r), "vector": as_vector(r.vector)}
                     for r in rows]
             for i in range(0, len(data), INSERT_BATCH):
                 self._client.insert(self.collection, data[i : i + INSERT_BATCH])
-            self._flush(self.collection)
+            self._written.add(self.collection)
 
     def commit_asset(self, record: AssetRecord) -> None:
-        row = {
-            "task_id": record.task_id,
-            "generation": record.generation,
-            "media_type": record.media_type,
-            "source": record.source[:2048],
-            "duration": float(record.duration),
-            "frames": record.frames,
-            "metadata": record.metadata,
-            "placeholder": [1.0, 0.0],
-        }
-        with engine_errors(f"commit of {record.task_id!r}", self):
-            self._client.upsert(self.assets_collection, [row])
+        self.commit_assets([record])
+
+    def commit_assets(self, records: Sequence[AssetRecord]) -> None:
+        """One upsert of all the records (in requests under the gRPC size limit). Milvus Lite:
+        flush the frames first (durable in a segment, and searched by its index rather than
+        Lite's slow memtable path, before any record makes them visible), then the records once.
+        Each row is written whole, so a kill part-way leaves every asset committed or invisible."""
+        records = list(records)
+        what = f"commit of {records[0].task_id!r}" if len(records) == 1 else f"commit of {len(records)} assets"
+        with engine_errors(what, self):
+            client = self._client  # a closed store raises, even with nothing to commit
+            if not records:
+                return
+            rows = [_asset_row(r) for r in records]
+            if self._lite:
+                self._flush(self.collection)
+            for batch in _request_batches(rows):
+                client.upsert(self.assets_collection, batch)
             self._flush(self.assets_collection)
 
     def delete_asset(self, task_id: str) -> AssetRecord | None:
@@ -343,74 +383,61 @@ class MilvusStore:
         kwargs: dict[str, Any] = {}
         # With rerank, fetch ``oversampling`` x the assets and re-score them with exact vectors.
         wanted = int(np.ceil(limit * self.spec.index.oversampling)) if self._rerank else limit  # type: ignore[union-attr]
-        if self._group_in_store:
+        if self._group_in_store:  # a Milvus >= 2.4 server groups by asset itself, correctly
             kwargs["group_by_field"] = "task_id"
             if per_asset > 1:
                 kwargs.update(group_size=per_asset, strict_group_size=False)
             ask = wanted
-        else:  # Milvus < 2.4 ignores group_by_field silently: over-fetch and group here.
-            ask = min(MAX_SEARCH_LIMIT, wanted * per_asset * CLIENT_GROUP_OVERSAMPLE)
+        else:
+            # Milvus < 2.4 ignores group_by_field silently, and Milvus Lite's grouping costs a
+            # search per group size (see __init__): over-fetch with one plain search, group here.
+            ask = min(MAX_SEARCH_LIMIT, wanted * per_asset * self._oversample)
         out: list[list[Hit]] = []
-        step = max(1, min(SEARCH_BATCH, ROWS_PER_REQUEST // (ask * max(1, per_asset))))
+        rows_per_query = ask * max(1, per_asset) if self._group_in_store else ask
+        step = max(1, min(SEARCH_BATCH, ROWS_PER_REQUEST // rows_per_query))
         for i in range(0, len(vectors), step):
             queries = np.asarray(vectors[i : i + step], dtype=np.float32)
             batch = queries.tolist()
             results = self._search(batch, ask, **kwargs)
-            if self._lite and per_asset > 1:
-                # Milvus Lite 3.2 drops groups smaller than group_size (strict_group_size=False or
-                # not): an image (one frame) would vanish. A group_size=1 search sees every asset.
-                singles = self._search(batch, ask, group_by_field="task_id")
-                results = [list(a) + list(b) for a, b in zip(singles, results)]
-            if self._lite or not self._group_in_store:
-                results = self._uncrowd(batch, results, wanted, ask, per_asset, kwargs)
+            if not self._group_in_store:
+                results = self._uncrowd(batch, results, wanted, ask, per_asset)
             grouped = [_group_hits(hits, wanted, per_asset) for hits in results]
             if self._rerank:
                 grouped = self._exact_rescore(queries, grouped, limit, per_asset)
             out.extend(grouped)
         return out
 
-    def _uncrowd(self, batch: list, results: list, wanted: int, ask: int, per_asset: int,
-                 kwargs: dict[str, Any]) -> list:
+    def _uncrowd(self, batch: list, results: list, wanted: int, ask: int, per_asset: int) -> list:
         """Make sure one asset's many near-identical frames cannot crowd the others out.
 
-        Milvus Lite groups by asset only among its ``max(10 k, 3 k group_size)`` best rows, and
-        grouping here (Milvus < 2.4) among the ``ask`` rows fetched: an asset with more frames
-        than that close to the query fills them. For a query short of ``wanted`` assets whose
-        fetch may have been crowded (Lite: the collection holds more rows than Lite looked at;
-        here: the fetch came back full), search again excluding the assets found, until
-        ``wanted`` assets or no new one (at most ``UNCROWD_ROUNDS`` times)."""
-        def assets_of(hits: list) -> set[str]:
-            return {h["entity"]["task_id"] for h in hits}
-
-        short = [i for i, hits in enumerate(results) if len(assets_of(hits)) < wanted]
+        Grouping here sees only the ``ask`` rows fetched per query: an asset with more frames
+        than that close to the query fills them. For a query whose fetch came back full (more
+        rows exist) but holds fewer than ``wanted`` assets, search again excluding the assets
+        that already have ``per_asset`` frames, until ``wanted`` assets or no more rows (at most
+        ``UNCROWD_ROUNDS`` times). An asset left out of a full fetch ranks below every asset in
+        it, so the assets found first keep their places."""
+        short = [i for i, hits in enumerate(results)
+                 if len(hits) >= ask and len({h["entity"]["task_id"] for h in hits}) < wanted]
         if not short:
             return results
-        if self._lite:
-            if self._frame_rows() <= max(ask * 10, ask * max(1, per_asset) * 3):
-                return results
-        else:
-            short = [i for i in short if len(results[i]) >= ask]
         results = [list(hits) for hits in results]
         for i in short:
             for _ in range(UNCROWD_ROUNDS):
-                seen = sorted(assets_of(results[i]))
-                missing = wanted - len(seen)
+                per: dict[str, set[tuple[str, int]]] = {}
+                for h in results[i]:
+                    e = h["entity"]
+                    per.setdefault(e["task_id"], set()).add((e["generation"], int(e["frame"])))
+                missing = wanted - len(per)
                 if missing <= 0:
                     break
-                flt = f"task_id not in {json.dumps(seen, ensure_ascii=False)}"
-                n = missing if self._group_in_store else min(MAX_SEARCH_LIMIT, missing * per_asset * CLIENT_GROUP_OVERSAMPLE)
-                more = list(self._search([batch[i]], n, filter=flt, **kwargs)[0])
-                if self._lite and per_asset > 1:  # see search(): Lite drops groups smaller than group_size
-                    more += list(self._search([batch[i]], n, group_by_field="task_id", filter=flt)[0])
+                full = sorted(t for t, frames in per.items() if len(frames) >= per_asset)
+                n = min(MAX_SEARCH_LIMIT, missing * per_asset * self._oversample)
+                flt = f"task_id not in {json.dumps(full, ensure_ascii=False)}" if full else ""
+                more = list(self._search([batch[i]], n, filter=flt)[0])
                 results[i].extend(more)
-                if not more or (not self._group_in_store and len(more) < n):
-                    break
+                if len(more) < n:
+                    break  # the collection has no more rows
         return results
-
-    def _frame_rows(self) -> int:
-        res = self._client.query(self.collection, filter="", output_fields=["count(*)"],
-                                 consistency_level=self._level(self.collection))
-        return int(res[0]["count(*)"])
 
     def _exact_rescore(self, queries: np.ndarray, grouped: list[list[Hit]], limit: int,
                        per_asset: int) -> list[list[Hit]]:
@@ -514,10 +541,12 @@ class MilvusStore:
             log.setLevel(level)
 
     def build_index(self, timeout: float = 3600.0) -> None:
-        if self._lite:
-            self._client  # noqa: B018  (a closed store raises)
-            return  # every write is flushed, and Milvus Lite indexes flushed segments at once
         with engine_errors("index build", self):
+            if self._lite:  # flush what is in the memtable, and index every segment now
+                for name in (self.collection, self.assets_collection):
+                    self._flush(name)
+                finish_lite_index(self.uri, self._db_name, [self.collection])
+                return
             self._wait_for_index(timeout)
 
     def _wait_for_index(self, timeout: float) -> None:
@@ -563,6 +592,35 @@ def _milvus_search_params(index: IndexConfig, limit: int) -> dict[str, Any]:
     if index.type in ("HNSW_SQ8", "HNSW_PQ") and index.rerank:  # type: ignore[union-attr]
         params["refine_k"] = index.oversampling  # type: ignore[union-attr]
     return params
+
+
+def _asset_row(record: AssetRecord) -> dict[str, Any]:
+    return {
+        "task_id": record.task_id,
+        "generation": record.generation,
+        "media_type": record.media_type,
+        "source": record.source[:2048],
+        "duration": float(record.duration),
+        "frames": record.frames,
+        "metadata": record.metadata,
+        "placeholder": [1.0, 0.0],
+    }
+
+
+def _request_batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Asset rows in requests of at most ``ASSET_BATCH`` rows and about ``REQUEST_BYTES``
+    (the metadata JSON and the source dominate a record's size)."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for row in rows:
+        n = 256 + len(row["source"].encode()) + len(json.dumps(row["metadata"], ensure_ascii=False).encode())
+        if batch and (len(batch) >= ASSET_BATCH or size + n > REQUEST_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(row)
+        size += n
+    if batch:
+        yield batch
 
 
 def _group_hits(hits: Any, limit: int, per_asset: int) -> list[Hit]:

@@ -177,6 +177,29 @@ def _stop_all() -> None:
             pass
 
 
+def finish_lite_index(uri: str, db_name: str | None, names: list[str]) -> bool:
+    """Wait until Milvus Lite has indexed every flushed segment of the collections ``names``.
+
+    A flush only writes a segment; a background thread of the collection then compacts segments
+    and builds their vector indexes (engine/collection.py ``_trigger_flush``,
+    ``_bg_compact_and_index``). Until it has, a search scans such a segment by brute force. Here:
+    drain that thread, then build whatever it left unbuilt (a segment a compaction produced
+    meanwhile), in this thread. Reaches into Lite's engine (private methods of 3.2): returns False,
+    doing nothing, where this milvus-lite does not have them or the server is not ours."""
+    entry = _servers.get(os.path.abspath(uri))
+    if entry is None or entry.db is None:
+        return False
+    for name in names:
+        col = entry.db.get_collection(name, database_name=db_name or "default")
+        wait = getattr(col, "_wait_for_bg", None)
+        ensure = getattr(col, "_ensure_loaded_segments_indexed", None)
+        if wait is None or ensure is None:
+            return False
+        wait()
+        ensure()
+    return True
+
+
 def drop_lite_index_files(uri: str, db_name: str | None, collection: str) -> int:
     """Delete the index files Milvus Lite keeps beside a collection's segments; return how many.
 

@@ -22,6 +22,7 @@ Options: :class:`~adapters.options.QdrantOptions` (``api_key``, ``prefer_grpc``,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -209,12 +210,21 @@ class QdrantStore:
             self._client.upsert(self.collection, points, wait=True)
 
     def commit_asset(self, record: AssetRecord) -> None:
+        self.commit_assets([record])
+
+    def commit_assets(self, records: Sequence[AssetRecord]) -> None:
+        """One upsert of all the records (``wait=True``: visible when it returns); each point is
+        written whole, so a kill part-way leaves every asset committed or invisible."""
         from qdrant_client import models
 
-        with engine_errors(f"commit of {record.task_id!r}", self):
-            self._client.upsert(self.assets_collection, [
-                models.PointStruct(id=point_id(record.task_id), vector={}, payload=asdict(record))
-            ], wait=True)
+        records = list(records)
+        what = f"commit of {records[0].task_id!r}" if len(records) == 1 else f"commit of {len(records)} assets"
+        with engine_errors(what, self):
+            client = self._client  # a closed store raises, even with nothing to commit
+            if records:
+                client.upsert(self.assets_collection, [
+                    models.PointStruct(id=point_id(r.task_id), vector={}, payload=asdict(r)) for r in records
+                ], wait=True)
 
     def delete_asset(self, task_id: str) -> AssetRecord | None:
         from qdrant_client import models

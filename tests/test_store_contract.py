@@ -110,6 +110,31 @@ def test_delete_frames_counts_and_keeps_a_generation(store):
     assert store.count() == (0, 1)
 
 
+def test_commit_assets_commits_each_record_whole(store):
+    store.insert_frames(rows("a", "g1", [basis(0), basis(1)]) + rows("b", "g1", [basis(2)]))
+    store.insert_frames(rows("c", "g1", [basis(3)]))  # its record is not written: c stays invisible
+    store.commit_assets([record("a", "g1", 2, n=1), record("b", "g1", 1, n=2)])
+    assert store.assets(["a", "b", "c"]) == {"a": record("a", "g1", 2, n=1), "b": record("b", "g1", 1, n=2)}
+    assert store.count() == (2, 4)
+    hits = store.search(np.stack([basis(0), basis(2), basis(3)]), limit=1)  # right after, no build_index
+    assert [[h.task_id for h in q] for q in hits] == [["a"], ["b"], ["c"]]  # frames: any generation
+    store.commit_assets([])
+    assert store.count() == (2, 4)
+
+    store.insert_frames(rows("a", "g2", [basis(4)]))
+    store.commit_assets([record("a", "g2", 1), record("c", "g1", 1), record("d", "g9", 0)])  # overwrite + new
+    assert store.assets(["a", "b", "c", "d"]) == {
+        "a": record("a", "g2", 1), "b": record("b", "g1", 1, n=2), "c": record("c", "g1", 1), "d": record("d", "g9", 0)}
+    many = [record(f"m{i:04d}", "g1", 0, i=i) for i in range(1500)]  # more than one engine request's worth
+    store.commit_assets(many)
+    assert store.count() == (1504, 5)
+    got = store.assets([r.task_id for r in many[::100]])
+    assert got == {r.task_id: r for r in many[::100]}
+    committed, present = store.generations()
+    assert len(committed) == 1504 and committed["a"] == "g2" and committed["m1499"] == "g1"
+    assert present == {("a", "g1"): 2, ("a", "g2"): 1, ("b", "g1"): 1, ("c", "g1"): 1}
+
+
 def test_search_groups_by_asset_and_one_asset_cannot_crowd_out_the_others(store):
     rng = np.random.default_rng(0)
     q = basis(0)
@@ -193,6 +218,8 @@ def test_a_closed_store_raises_store_error(backend_module):
     calls = [
         lambda: s.insert_frames(rows("a", "g1", [basis(0)])),
         lambda: s.commit_asset(record("a", "g1", 1)),
+        lambda: s.commit_assets([record("a", "g1", 1)]),
+        lambda: s.commit_assets([]),
         lambda: s.delete_asset("a"),
         lambda: s.delete_frames("a"),
         lambda: s.search(basis(0)[None], limit=1),
