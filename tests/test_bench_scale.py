@@ -116,8 +116,7 @@ def test_scale_bench_qdrant_edge(tmp_path):
 
 
 def test_scale_bench_milvus_lite(tmp_path):
-    # 25 frames per asset: fewer asset commits, one at a time on Milvus Lite until commit_assets is there
-    report = run_scale_bench(uri=str(tmp_path / "scale.db"), rows=ROWS, index=parse_index_config("FLAT"), queries=10,
+    report = run_scale_bench(uri=f"milvus-lite:{tmp_path / 'scale.db'}", rows=ROWS, index=parse_index_config("FLAT"), queries=10,
                              frames_per_asset=25, collection="scale_lite")
     assert report.collection == "scale_lite" and report.frames_per_asset == 25
     _check(report, "milvus-lite")

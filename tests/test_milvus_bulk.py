@@ -82,7 +82,7 @@ class Spy:
 
 @pytest.fixture
 def lite(tmp_path):
-    with open_store(str(tmp_path / "bulk.db"), "c", spec()) as s:
+    with open_store(f"milvus-lite:{tmp_path / 'bulk.db'}", "c", spec()) as s:
         yield s
 
 
@@ -199,7 +199,7 @@ def test_one_asset_with_many_near_identical_frames_cannot_crowd_out_the_others(l
 def test_build_index_indexes_every_segment_of_a_bulk_load(tmp_path):
     pytest.importorskip("faiss")
     data = corpus(200)
-    uri = str(tmp_path / "hnsw.db")
+    uri = f"milvus-lite:{tmp_path / 'hnsw.db'}"
     with open_store(uri, "c", spec(HnswIndex(M=8, efConstruction=40))) as s:
         bulk_load(s, data, per_batch=20)  # 10 flushes: segments that Lite compacts and indexes in the background
         s.insert_frames(frame_rows("late", data["t0001"]))  # still in the memtable

@@ -52,7 +52,7 @@ from ..search import (
     match_assets,
     search_frames,
 )
-from ..store import AssetRecord, CollectionSpec, FrameRow, Hit, StoreReader, VectorStore
+from ..store import AssetRecord, CollectionSpec, FrameRow, Hit, StoreReader
 from .report import percentile, table
 
 GENERATION = "scale"
@@ -223,17 +223,6 @@ def make_queries(corpus: Corpus, n: int, seed: int, turns: int) -> Queries:
 
 
 # --- measuring -----------------------------------------------------------------------------------
-
-
-def commit_assets(store: VectorStore, records: list[AssetRecord]) -> None:
-    """``store.commit_assets(records)``. Fallback while the method is being added to every adapter:
-    one ``commit_asset`` per record where the store has no ``commit_assets`` yet (remove then)."""
-    bulk = getattr(store, "commit_assets", None)
-    if bulk is not None:
-        bulk(records)
-    else:
-        for record in records:
-            store.commit_asset(record)
 
 
 def ranked_assets(hits: list[Hit], n: int = RECALL_AT) -> list[str]:
@@ -526,7 +515,7 @@ def run_scale_bench(
                 frame_rows, records = corpus.chunk(chunk_rows)
                 t = time.perf_counter()
                 store.insert_frames(frame_rows)
-                commit_assets(store, records)
+                store.commit_assets(records)
                 load_s += time.perf_counter() - t
             del frame_rows, records
             progress(f"{size:,} rows: building the index")
