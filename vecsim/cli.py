@@ -333,6 +333,8 @@ def bench_scale(
     index_param: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for scale-bench.md / .json.")] = Path("bench-out"),
     seed: Annotated[int, typer.Option()] = 0,
+    faiss_hnsw: Annotated[bool, typer.Option(help="Build faiss HNSW beside (minutes at 1 M rows; the same for every "
+                                                  "engine on the same --seed, so measure it once).")] = True,
 ) -> None:
     """Load, build, search and query latency, recall@10, memory and disk of one backend and index
     config as one collection grows through the --rows sizes, on synthetic vectors clustered
@@ -355,7 +357,7 @@ def bench_scale(
         config = (parse_index_config(index_type, parse_param_pairs(index_param or [])) if index_type
                   else default_index(target))
         report = run_scale_bench(uri=target, rows=sizes, index=config, collection=name,
-                                 queries=queries, frames_per_asset=frames_per_asset, seed=seed,
+                                 queries=queries, frames_per_asset=frames_per_asset, seed=seed, faiss_hnsw=faiss_hnsw,
                                  descriptor=state.descriptor, progress=lambda m: typer.echo(m, err=True),
                                  **(state.store_options if uri else {}))
     md, js = write_report(report, out, "scale-bench")

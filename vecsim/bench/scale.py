@@ -349,11 +349,12 @@ class FaissTimes:
     hnsw_top: list[list[str]]
 
 
-def time_faiss(faiss: Any, corpus: Corpus, qs: Queries) -> FaissTimes:
+def time_faiss(faiss: Any, corpus: Corpus, qs: Queries, hnsw: bool = True) -> FaissTimes:
     """faiss on the rows written so far: the exact top assets of each query and the latency of
     ``IndexFlatIP``, then the build time, latency and top assets of ``IndexHNSWFlat``; each index
     is freed before the next is built. Builds and the batched top-asset searches use every
-    thread, the timed searches one (:func:`one_by_one_ms`)."""
+    thread, the timed searches one (:func:`one_by_one_ms`). ``hnsw=False`` skips the HNSW part
+    (its figures are then NaN): it is the same for every engine measured on the same seed."""
     xb = corpus.vectors[: corpus.rows]
     dim = xb.shape[1]
     k = min(corpus.rows, RECALL_AT * corpus.frames_per_asset)  # any 10 x fpa rows hold >= 10 assets
@@ -363,13 +364,15 @@ def time_faiss(faiss: Any, corpus: Corpus, qs: Queries) -> FaissTimes:
     exact_top = [first_assets(r, corpus.asset_of) for r in rows]
     flat_ms = one_by_one_ms(faiss, flat, qs.vectors)
     del flat
-    hnsw = faiss.IndexHNSWFlat(dim, FAISS_HNSW_M, faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efSearch = FAISS_HNSW_EF_SEARCH
+    if not hnsw:
+        return FaissTimes(exact_top, flat_ms, [math.nan], math.nan, [[] for _ in exact_top])
+    graph = faiss.IndexHNSWFlat(dim, FAISS_HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efSearch = FAISS_HNSW_EF_SEARCH
     t = time.perf_counter()
-    hnsw.add(xb)
+    graph.add(xb)
     build_s = time.perf_counter() - t
-    hnsw_ms = one_by_one_ms(faiss, hnsw, qs.vectors)
-    _, rows = hnsw.search(qs.vectors, k)
+    hnsw_ms = one_by_one_ms(faiss, graph, qs.vectors)
+    _, rows = graph.search(qs.vectors, k)
     hnsw_top = [first_assets(r, corpus.asset_of) for r in rows]
     return FaissTimes(exact_top, flat_ms, hnsw_ms, build_s, hnsw_top)
 
@@ -407,7 +410,9 @@ class ScaleStep:
         return [f"{self.rows:,}", f"{self.assets:,}", f"{self.load_rows_per_s:,.0f}", f"{self.build_s:.1f}",
                 f"{self.search_ms_p50:.2f} / {self.search_ms_p95:.2f}", f"{self.query_ms_p50:.1f} / {self.query_ms_p95:.1f}",
                 f"{self.recall_at_10:.3f}", f"{self.right_asset_top10:.3f} / {self.right_asset_first:.3f}",
-                f"{self.faiss_flat_ms_p50:.2f}", f"{self.faiss_hnsw_ms_p50:.2f} ({self.faiss_hnsw_build_s:.1f})",
+                f"{self.faiss_flat_ms_p50:.2f}",
+                "not run" if math.isnan(self.faiss_hnsw_ms_p50)
+                else f"{self.faiss_hnsw_ms_p50:.2f} ({self.faiss_hnsw_build_s:.1f})",
                 f"{self.reopen_s:.2f}", opt(self.rss_mb, ",.0f"),
                 f"{opt(self.rss_bytes_per_row, ',.0f')} / {opt(self.disk_bytes_per_row, ',.0f')}",
                 opt(None if self.disk_bytes is None else self.disk_bytes / 2**20, ",.1f")]
@@ -465,6 +470,7 @@ def run_scale_bench(
     frames_per_asset: int = 10,
     seed: int = 0,
     descriptor: str | Descriptor | None = None,
+    faiss_hnsw: bool = True,
     progress: Callable[[str], None] = lambda _: None,
     **store_options: Any,
 ) -> ScaleBenchReport:
@@ -539,7 +545,7 @@ def run_scale_bench(
             disk = disk_bytes(path) if path is not None else None
 
             progress(f"{size:,} rows: faiss flat and HNSW")
-            fx = time_faiss(faiss, corpus, qs)
+            fx = time_faiss(faiss, corpus, qs, hnsw=faiss_hnsw)
             gc.collect()
 
             n = corpus.rows
@@ -553,7 +559,8 @@ def run_scale_bench(
                 right_asset_top10=float(np.mean([task_id(int(a)) in top for a, top in zip(qs.asset, store_top)])),
                 right_asset_first=float(np.mean(first)),
                 faiss_flat_ms_p50=statistics.median(fx.flat_ms), faiss_hnsw_ms_p50=statistics.median(fx.hnsw_ms),
-                faiss_hnsw_build_s=fx.hnsw_build_s, faiss_hnsw_recall_at_10=recall(fx.hnsw_top, fx.exact_top),
+                faiss_hnsw_build_s=fx.hnsw_build_s,
+                faiss_hnsw_recall_at_10=recall(fx.hnsw_top, fx.exact_top) if faiss_hnsw else math.nan,
                 reopen_s=reopen_s, rss_mb=None if rss is None else rss / 2**20,
                 rss_bytes_per_row=None if own is None else own / n,
                 disk_bytes=disk, disk_bytes_per_row=None if disk is None else disk / n,
