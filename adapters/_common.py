@@ -153,13 +153,14 @@ def qdrant_layout(spec: CollectionSpec) -> QdrantLayout:
     )
 
 
-def qdrant_search_params(index: IndexConfig, models: Any) -> Any:
+def qdrant_search_params(index: IndexConfig, models: Any, ef: int | None = None) -> Any:
     """The search parameters of a config; ``models`` is ``qdrant_client.models`` or the
-    ``qdrant_edge`` module (both have ``SearchParams`` and ``QuantizationSearchParams``)."""
+    ``qdrant_edge`` module (both have ``SearchParams`` and ``QuantizationSearchParams``).
+    ``ef``: the graph's search breadth instead of the config's (an HNSW type)."""
     kind = str(index.type)
     if kind == "FLAT":
         return models.SearchParams(exact=True)
-    ef = int(index.search_params()["ef"])
+    ef = int(ef or index.search_params()["ef"])
     if kind in ("HNSW_SQ8", "HNSW_PQ"):
         rescore = bool(index.rerank)  # type: ignore[union-attr]
         oversampling = float(index.oversampling) if rescore else None  # type: ignore[union-attr]

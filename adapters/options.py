@@ -53,11 +53,19 @@ class QdrantEdgeOptions:
     """Qdrant Edge (``qdrant-edge:PATH``). ``auto_optimize``: unindexed rows that make a search of
     an HNSW collection build the graph first (None: build only when asked), for this store object;
     ``indexing_threshold_kb`` (engine default when None) and ``full_scan_threshold_kb`` apply when
-    the collection is created (they are saved with its shards)."""
+    the collection is created (they are saved with its shards); ``hnsw_ef``: the search breadth of
+    the HNSW graph for this store object, instead of the ``ef`` the collection was created with
+    (more: higher recall, slower searches; docs/index-configs.md has the measured curve)."""
 
     auto_optimize: int | None = DEFAULT_AUTO_OPTIMIZE
     indexing_threshold_kb: int | None = None
     full_scan_threshold_kb: int = 10_000
+    hnsw_ef: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.hnsw_ef is not None and (isinstance(self.hnsw_ef, bool) or not isinstance(self.hnsw_ef, int)
+                                         or not 1 <= self.hnsw_ef <= 1_000_000):
+            raise IndexConfigError(f"hnsw_ef must be an integer from 1 to 1000000, got {self.hnsw_ef!r}")
 
 
 StoreOptions = Union[MilvusOptions, QdrantOptions, QdrantEdgeOptions]

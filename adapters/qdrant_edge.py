@@ -329,7 +329,7 @@ class QdrantEdgeStore:
     def _search_params(self) -> Any:
         import qdrant_edge
 
-        return qdrant_search_params(self.spec.index, qdrant_edge)
+        return qdrant_search_params(self.spec.index, qdrant_edge, self.options.hnsw_ef)
 
     def _shard(self, name: str) -> Any:
         shard = getattr(self, name)

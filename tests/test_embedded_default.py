@@ -26,7 +26,7 @@ def _row(task_id: str, i: int) -> FrameRow:
 def test_a_new_plain_path_is_qdrant_edge_with_hnsw(tmp_path):
     path = tmp_path / "vecsim.db"
     assert engine_of(str(path)) == "qdrant-edge"
-    assert default_index(str(path)) == HnswIndex(M=16, efConstruction=100, ef=256)
+    assert default_index(str(path)) == HnswIndex(M=16, efConstruction=100, ef=1024)
     assert default_index(f"milvus-lite:{path}") == FlatIndex() == default_index("http://localhost:19530")
     with open_store(str(path), "c", SPEC) as store:
         assert store.engine == "qdrant-edge" and store.uri == str(path)
@@ -55,3 +55,19 @@ def test_a_new_milvus_lite_index_needs_a_db_name(tmp_path):
         open_store(f"milvus-lite:{tmp_path / 'lite'}", "c", SPEC)
     with pytest.raises(IndexConfigError, match="unsupported index URI"):
         engine_of("redis://localhost:6379")
+
+
+def test_hnsw_ef_is_a_per_open_search_option(tmp_path):
+    from vecsim.adapters import QdrantEdgeOptions
+
+    uri = str(tmp_path / "ef")
+    spec = CollectionSpec("test-desc", "1", 8, HnswIndex(M=8, efConstruction=40, ef=32))
+    with open_store(uri, "c", spec) as store:
+        assert store._params.hnsw_ef == 32  # the collection's own
+    with open_store(uri, "c", spec, QdrantEdgeOptions(hnsw_ef=512)) as store:
+        assert store._params.hnsw_ef == 512 and store.spec.index.ef == 32  # this open only
+        store.insert_frames([_row("a", 2)])
+        assert store.search(_row("q", 2).vector[None], limit=1)[0][0].task_id == "a"
+    for bad in (0, "many", True):
+        with pytest.raises(IndexConfigError, match="hnsw_ef"):
+            QdrantEdgeOptions(hnsw_ef=bad)
