@@ -22,9 +22,14 @@ A collection is built in a hidden sibling folder and renamed into place, so a cr
 half-way leaves no half-made collection (at worst a ``.NAME.creating-*`` folder to delete).
 
 Writes are applied synchronously (and logged to the shard's WAL, which a later open replays if the
-process died before :meth:`close`), so the next read on the same store sees them. A shard folder can
-be open by one ``EdgeShard`` at a time (the engine locks its WAL): a second store on the same
-collection is refused with a :class:`~vecsim.errors.StoreError` until the first is closed.
+process died before :meth:`close`), so the next read sees them. A shard folder can be open in one
+process at a time (the engine locks its WAL): within a process every store on the same collection
+shares one pair of open shards (:class:`_Shards`, reference-counted; the last :meth:`close` flushes
+and closes them), and another process is refused with a :class:`~vecsim.errors.StoreError`.
+
+Memory: the embedding vectors (unquantized) and the payloads use Qdrant's ``Cached`` tier: memory
+mapped and warmed into the page cache when the shard opens, so the first searches do not wait on
+the disk (at 100 000 rows a cold search took 8 ms, a warm one 2 ms).
 
 Index configs: ``FLAT`` is exact search (``SearchParams(exact=True)``, no graph is built).
 ``HNSW`` maps to the shard's HNSW (``M`` -> ``m``, ``efConstruction`` -> ``ef_construct``, search
@@ -34,33 +39,29 @@ the quantized vectors pinned in RAM and the originals on disk, searched with
 ``QuantizationSearchParams(rescore=rerank, oversampling)``. Metrics: ``COSINE`` and ``IP``. IVF
 types are Milvus indexes and are refused with the equivalent to use.
 
-HNSW is built by ``EdgeShard.optimize()``, never in the background: until then (and for rows added
-since) segments are searched by brute force, which is exact, so results are always correct. The
-build is slow and blocks the shard (measured on 2 cores, 1280-d, M=16, efConstruction=200: 105 s
-for 50 000 rows, then 65 s more after adding 10 000), while brute force over unindexed rows costs
-~0.2 us per row per query vector (a grouped search: ~11-16 ms at 50 000 rows, ~4-7 ms through
-HNSW). So, for the HNSW types only, :meth:`search` first calls :meth:`optimize` when at least
-``auto_optimize`` rows (default 20 000, ~4 ms of brute force per query vector at 1280-d) were
-written since the last optimization (or were found unindexed at open): the brute-force part stays
-bounded, and the search that crosses the threshold pays the build (a minute or more at that
-size). The engine cannot search while it optimizes. Call :meth:`build_index` /
-:meth:`optimize` right after a bulk load to pay it there instead, or pass ``auto_optimize=None``
-to build only when asked (options: :class:`~adapters.options.QdrantEdgeOptions`). Segments smaller than ``indexing_threshold_kb`` (Qdrant default 10 000
-KB, ~2 000 rows of 1280 floats) are left unindexed by the engine, and a segment smaller than
-``full_scan_threshold_kb`` (default 10 000 KB) is searched by brute force even when indexed.
+HNSW is built by ``EdgeShard.optimize()``, never in the background: the engine holds Python's
+lock while it builds, so a background thread would freeze the process all the same. Until then
+(and for rows added since) segments are searched by brute force, which is exact, so results are
+always correct, only slower. A bulk load (``CustomIndex.add_many``) calls :meth:`build_index` once
+at the end (measured on 2 cores, 256-d, M=16, efConstruction=100: 44 s per 100 000 rows, 7.4 min
+to go from 100 000 to 1 000 000). For the HNSW types, :meth:`search` also calls :meth:`optimize`
+first when at least ``auto_optimize`` rows (default 20 000) were written since the last
+optimization (or were found unindexed at open), so that assets added one by one do not leave an
+ever larger brute-force part; ``auto_optimize=None`` builds only when asked. Segments smaller than
+``indexing_threshold_kb`` (Qdrant default 10 000 KB) are left unindexed by the engine, and a segment
+smaller than ``full_scan_threshold_kb`` (default 10 000 KB) is searched by brute force even when
+indexed.
 
-Grouping: with no group-by API, :meth:`search` groups by ``task_id`` client-side, in two steps,
-each one ``query_batch`` over all query vectors. (1) Find the ``limit`` best assets: fetch the best
-``limit * per_asset * OVERSAMPLE`` frames (payload ``task_id`` only; at most ``MAX_FETCH``); if
-they hold fewer than ``limit`` assets and the shard has more frames (one asset's near-identical
-frames filled the fetch), fetch again excluding the assets already seen by a payload filter, with
-a fetch twice as large each time (at most ``MAX_ROUNDS`` fetches): an asset cannot crowd the others
-out. (2) For each of those assets, its ``per_asset`` best frames: one search filtered on its
-``task_id`` (a lookup through the payload index: ~0.06 ms). Groups come best asset first, each
-best frame first; an asset with fewer frames gives a shorter group. With exact search this is the
-exact answer (the tests compare it with numpy). Exact search reads every row per fetch, so it
-over-fetches more (``OVERSAMPLE_EXACT``) to find its assets in one fetch; an HNSW search costs
-``ef = max(hnsw_ef, fetched)``, so it over-fetches less (``OVERSAMPLE_HNSW``).
+Grouping: with no group-by API, :meth:`search` asks for the best ``limit * per_asset * OVERSAMPLE``
+rows of every query vector in one ``query_batch`` (at most ``MAX_FETCH``) and groups them by
+``task_id`` here: an asset's group is its best rows among those fetched, up to ``per_asset``, best
+first; groups come best asset first. Only when a fetch held fewer than ``limit`` assets while the
+shard has more rows (one asset's near-identical frames filled it) does it fetch again for that
+query vector, excluding the assets already seen by a payload filter, twice as deep each time (at
+most ``MAX_ROUNDS`` fetches): an asset cannot crowd the others out. With exact search the assets
+and each group's frames are exactly numpy's (the tests compare). An HNSW search costs
+``ef = max(hnsw_ef, fetched)``; ``QdrantEdgeOptions(hnsw_ef=...)`` overrides the collection's ``ef``
+for one store object.
 
 Errors: every public method runs inside ``_common.engine_errors``, so what the engine raises (its
 Rust errors, a ``RecursionError`` on deeply nested metadata, an ``OverflowError`` on an integer
