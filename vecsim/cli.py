@@ -47,8 +47,9 @@ def _main(
     index: Annotated[
         Optional[str],
         typer.Option("--index", envvar="VECSIM_INDEX",
-                     help="Index URI: a *.db path (Milvus Lite, a folder), http://host:19530 (Milvus), qdrant://host:6333, "
-                          "qdrant-local:PATH or qdrant-edge:PATH."),
+                     help="Index URI: a local path (embedded: a new one is Qdrant Edge, an existing Milvus Lite "
+                          "index stays Milvus Lite), milvus-lite:PATH.db, http://host:19530 (Milvus), "
+                          "qdrant://host:6333, qdrant-local:PATH or qdrant-edge:PATH."),
     ] = None,
     collection: Annotated[str, typer.Option(help="Collection name inside the index.")] = "vecsim",
     fps: Annotated[float, typer.Option(min=0.01, max=60.0, help="Video frames sampled per second.")] = DEFAULT_FPS,
@@ -210,7 +211,7 @@ def vacuum() -> None:
 def demo() -> None:
     """Index scikit-image's sample photos plus distractors, query edited copies, print the table.
 
-    Uses a temporary Milvus Lite index unless --index is given."""
+    Uses a temporary index on the embedded default unless --index is given."""
     from .demo import run_demo
 
     run_demo(state.index)
@@ -237,7 +238,7 @@ def bench_images(
 ) -> None:
     """DISC21-style benchmark: Recall@1, recall at 1 % flagged, micro-AP, recall at 90 % precision
     per edit; embedding and query speed; bytes per vector. Index: --index (a fresh collection), or
-    a temporary Milvus Lite index."""
+    a temporary index on the embedded default."""
     from .bench.images import run_image_bench
     from .bench.report import write_report
     from .plot import plot_image_bench
@@ -267,7 +268,7 @@ def bench_videos(
 ) -> None:
     """Edited excerpts of each reference as queries: right asset first, segment precision / recall,
     segment AP. Descriptor: --descriptor. Index: --index (a fresh collection), or a temporary
-    Milvus Lite index."""
+    index on the embedded default."""
     from .bench.report import write_report
     from .bench.videos import run_video_bench
 
@@ -295,7 +296,7 @@ def bench_index(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Build time, bytes per vector, Recall@1 and latency of one index config at tens of thousands
-    of vectors. Index: --index (a fresh collection), or a temporary Milvus Lite index."""
+    of vectors. Index: --index (a fresh collection), or a temporary index on the embedded default."""
     import tempfile
 
     from .bench.corpus import index_bench_corpus

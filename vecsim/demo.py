@@ -1,7 +1,7 @@
 """``vecsim demo``: the main job on the embedded default, offline.
 
-Indexes real photos that ship with scikit-image plus generated distractors in a Milvus Lite
-file, queries with edited copies (crop, text overlay, rotation, colour change, JPEG, mirror,
+Indexes real photos that ship with scikit-image plus generated distractors in a temporary
+embedded index (the default engine), queries with edited copies (crop, text overlay, rotation, colour change, JPEG, mirror,
 meme frame) and with photos that are not in the index, and prints what was found.
 """
 
@@ -61,8 +61,8 @@ def run_demo(uri: str | None = None, console: Console | None = None) -> int:
         uri = uri or str(Path(tmp) / "demo.db")
         photos = sample_photos()
         indexed = {n: im for n, im in photos.items() if n not in HELD_OUT}
-        console.print(f"[bold]vecsim demo[/] — index: Milvus Lite at {uri}")
         with CustomIndex(uri, collection="vecsim_demo") as index:
+            console.print(f"[bold]vecsim demo[/] — index: {index.store.engine} at {uri}")
             t = time.perf_counter()
             added = index.add_many(
                 list(indexed.values()),

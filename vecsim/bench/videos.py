@@ -207,7 +207,7 @@ def run_video_bench(folder: str | Path, *, uri: str | None = None, exclude: list
                     descriptor: str | Descriptor | None = None, collection: str = "video_bench",
                     **store_options: Any) -> VideoBenchReport:
     """The video benchmark on the videos of ``folder``: edited excerpts made in a temporary folder,
-    :func:`run_video_queries` on ``uri`` (default: a temporary Milvus Lite index), then
+    :func:`run_video_queries` on ``uri`` (default: a temporary index on the embedded default), then
     :func:`score_video_run`. ``index`` / ``index_params`` / ``descriptor`` / store options: as
     for :class:`~vecsim.CustomIndex`."""
     refs = list_references(folder, exclude)
