@@ -21,10 +21,12 @@ QUARTER_TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
 def embed_variants(descriptor: Descriptor, images: list[Image.Image], rotations: bool) -> list[np.ndarray]:
     """The query vectors of a batch of frames: the frames as they are, then (with ``rotations``)
     each quarter turn of :data:`QUARTER_TURNS`; one ``(len(images), dim)`` array per variant."""
-    variants = [descriptor.embed(images)]
-    if rotations:
-        variants += [descriptor.embed([im.transpose(turn) for im in images]) for turn in QUARTER_TURNS]
-    return variants
+    if not rotations:
+        return [descriptor.embed(images)]
+    # one embed call for every variant: the model runs one batch, not one per variant
+    vectors = descriptor.embed([*images, *(im.transpose(turn) for turn in QUARTER_TURNS for im in images)])
+    n = len(images)
+    return [vectors[i * n : (i + 1) * n] for i in range(1 + len(QUARTER_TURNS))]
 
 
 def batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
