@@ -100,3 +100,18 @@ def test_queries_during_a_bulk_load_see_every_committed_group(tmp_path, photos, 
     with index:
         index.add_many([photos[n] for n in names])
     assert committed.is_set() and seen == [1, 2, 3, 4]
+
+
+def test_a_failed_index_build_after_a_bulk_load_keeps_every_asset(tmp_path, photos, caplog):
+    from vecsim.errors import StoreError
+
+    index, spy = _spied(tmp_path)
+
+    def broken():
+        raise StoreError("the build ran out of disk")
+
+    spy.build_index = broken
+    with index, caplog.at_level("WARNING", logger="vecsim.index"):
+        result = index.add_many([photos["coffee"], photos["rocket"]])
+        assert len(result.added) == 2 and not result.failed and index.count() == 2
+        assert "ran out of disk" in caplog.text and "searches stay right" in caplog.text

@@ -8,6 +8,7 @@ per-asset matches (:mod:`vecsim.search`, :mod:`vecsim.aggregate`) -> pydantic re
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 import uuid
@@ -25,6 +26,7 @@ from .errors import (
     IndexConfigError,
     InvalidRequestError,
     MediaError,
+    StoreError,
     TaskExistsError,
     TaskNotFoundError,
 )
@@ -50,6 +52,7 @@ from .validate import MAX_METADATA_BYTES, check_metadata, check_task_id, new_tas
 if TYPE_CHECKING:
     from .adapters import StoreOptions
 DEFAULT_COLLECTION = "vecsim"
+log = logging.getLogger(__name__)
 
 #: Default ``threshold`` on ``similarity_score``: a calibrated P(copy) of one half (see docs/calibration.md).
 DEFAULT_THRESHOLD = 0.5
@@ -345,7 +348,11 @@ class CustomIndex:
             added += group.commit(failed)  # also on KeyboardInterrupt: these assets are whole
             bar.close()
         if added:
-            self._store.build_index()
+            try:  # the assets are committed and searchable already; the index only makes it faster
+                self._store.build_index()
+            except StoreError as exc:
+                log.warning("add_many: every asset is committed, but finishing the vector index failed (searches "
+                            "stay right, slower until the next build): %s", exc)
         return AddManyResult(added=[r for _, r in sorted(added, key=lambda x: x[0])], failed=failed)
 
     # --- query ---------------------------------------------------------------------------------
