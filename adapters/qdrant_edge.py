@@ -388,12 +388,13 @@ class QdrantEdgeStore:
         from qdrant_edge import Point, UpdateOperation
 
         records = list(records)
+        shard = self._shard("_assets")  # a closed store says so, even for no records
         for i in range(0, len(records), WRITE_BATCH):
             chunk = records[i : i + WRITE_BATCH]
             what = f"commit of {chunk[0].task_id!r}" if len(chunk) == 1 else f"commit of {len(chunk)} assets"
             with engine_errors(what, self):  # also: a payload the engine cannot take
                 points = [Point(id=point_id(r.task_id), vector={}, payload=asdict(r)) for r in chunk]
-                self._shard("_assets").update(UpdateOperation.upsert_points(points))
+                shard.update(UpdateOperation.upsert_points(points))
 
     def delete_asset(self, task_id: str) -> AssetRecord | None:
         from qdrant_edge import UpdateOperation
