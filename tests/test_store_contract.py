@@ -262,6 +262,8 @@ def test_build_index_is_callable(store):
 
 def test_open_store_refuses_options_of_another_engine(tmp_path):
     with pytest.raises(IndexConfigError, match=r"'api_key' is not an option of milvus-lite"):
+        open_store(f"milvus-lite:{tmp_path / 'x.db'}", "c", SPEC, api_key="k")
+    with pytest.raises(IndexConfigError, match=r"'api_key' is not an option of qdrant-edge"):  # the default
         open_store(str(tmp_path / "x.db"), "c", SPEC, api_key="k")
     with pytest.raises(IndexConfigError, match=r"'consistency' is not an option of qdrant-edge"):
         open_store(f"qdrant-edge:{tmp_path / 'e'}", "c", SPEC, consistency="Strong")
@@ -293,8 +295,10 @@ def test_custom_index_takes_an_options_object(tmp_path):
     from vecsim import CustomIndex
 
     with pytest.raises(IndexConfigError, match="'prefer_grpc' is not an option of milvus-lite"):
-        CustomIndex(str(tmp_path / "x.db"), prefer_grpc=True)
+        CustomIndex(f"milvus-lite:{tmp_path / 'x.db'}", prefer_grpc=True)
     with pytest.raises(IndexConfigError, match="takes MilvusOptions"):
+        CustomIndex(f"milvus-lite:{tmp_path / 'x.db'}", store_options=QdrantOptions())
+    with pytest.raises(IndexConfigError, match="takes QdrantEdgeOptions"):  # a plain path: the embedded default
         CustomIndex(str(tmp_path / "x.db"), store_options=QdrantOptions())
 
 
