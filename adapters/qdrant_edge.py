@@ -44,7 +44,7 @@ HNSW is built by ``EdgeShard.optimize()``, never in the background: the engine h
 lock while it builds, so a background thread would freeze the process all the same. Until then
 (and for rows added since) segments are searched by brute force, which is exact, so results are
 always correct, only slower. A bulk load (``CustomIndex.add_many``) calls :meth:`build_index` once
-at the end (measured on 2 cores, 256-d, M=16, efConstruction=100: 44 s per 100 000 rows, 7.4 min
+at the end (measured on 2 cores, 256-d, M=16, efConstruction=100: 24 s for 100 000 rows, 7.3 min
 to go from 100 000 to 1 000 000). For the HNSW types, :meth:`search` also calls :meth:`optimize`
 first when at least ``auto_optimize`` rows (default 20 000) were written since the last
 optimization (or were found unindexed at open), so that assets added one by one do not leave an
