@@ -44,8 +44,6 @@ _SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://")
 
 #: The scheme that names Milvus Lite explicitly (a plain path picks by what is there).
 LITE_SCHEME = "milvus-lite:"
-#: Written at the root of a Qdrant Edge index created from a plain path, naming its engine.
-EMBEDDED_MARKER = "vecsim-index.json"
 
 
 def engine_of(uri: str) -> str:
@@ -124,7 +122,7 @@ def open_store(
         if uri.startswith("milvus://"):
             uri = "http://" + uri[len("milvus://") :]
         return MilvusStore(uri, collection, create_spec, opts)  # type: ignore[arg-type]
-    path = Path(uri[len(LITE_SCHEME):] if uri.startswith(LITE_SCHEME) else uri).expanduser()
+    path = Path(uri.removeprefix(LITE_SCHEME)).expanduser()
     if not path.exists() and path.suffix != ".db":
         raise IndexConfigError(f"a new Milvus Lite index is a path ending in .db, got {uri!r}")
     if path.parent and not path.parent.exists():
@@ -146,7 +144,7 @@ def default_index(uri: str) -> IndexConfig:
 
 def embedded_hnsw() -> IndexConfig:
     """The default HNSW of the embedded default engine (Qdrant Edge)."""
-    return HnswIndex(M=EMBEDDED_HNSW["M"], efConstruction=EMBEDDED_HNSW["efConstruction"], ef=EMBEDDED_HNSW["ef"])
+    return HnswIndex(**EMBEDDED_HNSW)
 
 
 #: Measured at 1 M rows (docs/index-configs.md, "The embedded default"): efConstruction 100 builds

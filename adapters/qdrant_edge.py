@@ -117,7 +117,7 @@ PDQ_BITS = 256
 FRAMES_DIR = "frames"
 ASSETS_DIR = "assets"
 SPEC_FILE = "vecsim_spec.json"
-EMBEDDED_MARKER = "vecsim-index.json"  # adapters/__init__.py reads it
+EMBEDDED_MARKER = "vecsim-index.json"  # names the folder's engine for whoever looks at it
 SCROLL_PAGE = 4096
 WRITE_BATCH = 1024  # points per update operation (one WAL record)
 OVERSAMPLE_EXACT = 4  # first fetch = limit * per_asset * this frames (FLAT)
@@ -165,7 +165,7 @@ class QdrantEdgeStore:
         options = options or QdrantEdgeOptions()
         if importlib.util.find_spec("qdrant_edge") is None:
             raise IndexConfigError(f"{uri!r} needs qdrant-edge-py (a dependency of vecsim): pip install qdrant-edge-py")
-        folder = uri[len(SCHEME):] if uri.startswith(SCHEME) else uri  # a plain path: the embedded default
+        folder = uri.removeprefix(SCHEME)  # or a plain path: the embedded default
         if not folder or ("://" in folder):
             raise IndexConfigError(f"a Qdrant Edge URI is {SCHEME}PATH or a plain path (a folder), got {uri!r}")
         check_collection_name(collection, QDRANT_COLLECTION_NAME)

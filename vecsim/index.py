@@ -252,7 +252,7 @@ class CustomIndex:
         try:
             self._store.commit_asset(staged.record)
         except BaseException:
-            self._abandon(staged)
+            self._abandon(staged.record.task_id, staged.existing)
             raise
         return self._committed(staged)
 
@@ -274,18 +274,18 @@ class CustomIndex:
             duration = stream.duration or 0.0
             stored = rows.finish(duration)
         except BaseException:
-            self._abandon(_Staged(AssetRecord(task_id, generation, "", "", 0.0, 0), existing, 0, []))
+            self._abandon(task_id, existing)
             raise
         record = AssetRecord(task_id=task_id, generation=generation, media_type=stream.media_type,
                              source=stream.source, duration=duration, frames=stored, metadata=metadata)
         return _Staged(record, existing, sampled, stream.warnings)
 
-    def _abandon(self, staged: _Staged) -> None:
-        """Delete the frame rows of an asset that will not be committed (keeping the old ones of a
-        replace). If the store itself is down, they stay invisible until :meth:`vacuum`."""
+    def _abandon(self, task_id: str, existing: AssetRecord | None) -> None:
+        """Delete the frame rows of an asset that will not be committed (keeping those of
+        ``existing``, the record a replace would have replaced). If the store itself is down, they
+        stay invisible until :meth:`vacuum`."""
         try:
-            keep = staged.existing.generation if staged.existing else None
-            self._store.delete_frames(staged.record.task_id, keep_generation=keep)
+            self._store.delete_frames(task_id, keep_generation=existing.generation if existing else None)
         except Exception:
             pass
 
@@ -502,7 +502,7 @@ class _CommitGroup:
                     store.commit_asset(entry[2].record)
                     done.append(entry)
                 except Exception as exc:  # noqa: BLE001 - reported per asset
-                    self.index._abandon(entry[2])
+                    self.index._abandon(entry[2].record.task_id, entry[2].existing)
                     failed.append(_failure(entry[1], exc))
         return [(n, self.index._committed(staged)) for n, _, staged in done]
 
