@@ -3,7 +3,8 @@
 A store keeps two things per vecsim collection:
 
 - **frame rows**: one per kept frame of an asset (its vector, PDQ hash, timestamp and the time
-  span it covers), written under a *generation* id;
+  span it covers, and where the collection keeps them its packed local features, read back by key
+  with :meth:`StoreReader.local_features`, never by a search), written under a *generation* id;
 - **asset records**: one per visible asset (``task_id``, caller metadata, media type, source,
   duration, and the generation that is committed).
 
@@ -26,6 +27,9 @@ import numpy as np
 
 from .index_config import IndexConfig, index_config_from_dict
 
+#: The largest packed local-features blob a frame row may carry (:attr:`FrameRow.local`).
+MAX_LOCAL_BYTES = 12_288
+
 
 @dataclass(frozen=True)
 class CollectionSpec:
@@ -35,11 +39,17 @@ class CollectionSpec:
     descriptor_version: str
     dim: int
     index: IndexConfig
+    #: The format of the packed local features stored with every frame row (e.g. ``"orb-v1"``), or
+    #: ``""``: the collection stores none. Fixed when the collection is created (a store that opens
+    #: an existing collection reports the stored value, whatever its create spec says).
+    local_features: str = ""
     schema_version: int = 2
 
     def to_json(self) -> str:
         d = asdict(self)
         d["index"] = self.index.model_dump(mode="json")
+        if not self.local_features:  # the spec of a collection without them reads as before
+            del d["local_features"]
         return json.dumps(d, sort_keys=True)
 
     @classmethod
@@ -60,6 +70,9 @@ class FrameRow:
     span_end: float  # the frame stands for [timestamp, span_end): until the next kept frame
     vector: np.ndarray  # float32, L2-normalised, shape (dim,)
     pdq: str  # 64 hex chars
+    #: Packed local features of the frame (opaque to the store; at most :data:`MAX_LOCAL_BYTES`),
+    #: or ``b""``: none. Stored only where the collection's ``spec.local_features`` names a format.
+    local: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -123,12 +136,20 @@ class StoreReader(Protocol):
     def count(self) -> tuple[int, int]:
         """``(visible assets, frame rows)``; frame rows include any of an add in progress."""
 
+    def local_features(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], bytes]:
+        """The packed local features of the frame rows ``(task_id, generation, frame)`` among
+        ``keys`` that have them, in one engine call (or a few, for very many keys); rows without
+        any, or missing, are absent from the dict."""
+
 
 class VectorStore(StoreReader, Protocol):
     """A vecsim collection (frame rows + asset records) in one engine."""
 
     def insert_frames(self, rows: list[FrameRow]) -> None:
-        """Write frame rows (invisible to queries until their generation is committed)."""
+        """Write frame rows (invisible to queries until their generation is committed), with their
+        :attr:`FrameRow.local` where ``spec.local_features`` is set (ignored where it is ``""``). A
+        row whose ``local`` is over :data:`MAX_LOCAL_BYTES` is an
+        :class:`~vecsim.errors.InvalidRequestError`, raised before any row is written."""
 
     def commit_asset(self, record: AssetRecord) -> None:
         """Write (or overwrite) the asset record: from now on queries see ``record.generation``.
@@ -196,6 +217,9 @@ class ReadOnlyStore:
 
     def count(self) -> tuple[int, int]:
         return self._store.count()
+
+    def local_features(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], bytes]:
+        return self._store.local_features(keys)
 
     def __repr__(self) -> str:
         return f"ReadOnlyStore({self.engine} {self.collection!r} at {self.uri})"
