@@ -8,23 +8,33 @@ one is needed.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from vecsim.errors import IndexConfigError, StoreError, StoreUnavailableError, VecsimError
+from vecsim.errors import IndexConfigError, InvalidRequestError, StoreError, StoreUnavailableError, VecsimError
 from vecsim.index_config import IndexConfig
-from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
+from vecsim.store import MAX_LOCAL_BYTES, AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
+
+T = TypeVar("T")
 
 #: The payload fields of a frame row, in every engine.
 FRAME_FIELDS = ["task_id", "generation", "frame", "timestamp", "span_end", "pdq"]
 #: The fields of an asset record, in every engine.
 ASSET_FIELDS = ["task_id", "generation", "media_type", "source", "duration", "frames", "metadata"]
+#: The field (Milvus) / payload key (Qdrant) of a frame row's packed local features, base64
+#: (ASCII): only in a collection whose spec names a ``local_features`` format, and never among the
+#: fields a search, ``frames`` or a scan fetches (read by key: ``local_features``).
+LOCAL_FIELD = "local"
+#: Its largest value: the base64 of :data:`~vecsim.store.MAX_LOCAL_BYTES` bytes (16 384 characters).
+LOCAL_FIELD_MAX_CHARS = 4 * ((MAX_LOCAL_BYTES + 2) // 3)
 
 # --- keys and rows -----------------------------------------------------------------------------
 
@@ -47,6 +57,61 @@ def frame_payload(row: FrameRow) -> dict[str, Any]:
     """The non-vector fields of a frame row, as stored."""
     return {"task_id": row.task_id, "generation": row.generation, "frame": int(row.frame),
             "timestamp": float(row.timestamp), "span_end": float(row.span_end), "pdq": row.pdq}
+
+
+def check_local(rows: Iterable[FrameRow]) -> None:
+    """Refuse, before anything is written, a row whose local features are not bytes or are over
+    :data:`~vecsim.store.MAX_LOCAL_BYTES`."""
+    for r in rows:
+        local = r.local
+        if not isinstance(local, (bytes, bytearray, memoryview)):
+            raise InvalidRequestError(f"frame {r.frame} of {r.task_id!r}: local features must be bytes, "
+                                      f"not {type(local).__name__}")
+        n = local.nbytes if isinstance(local, memoryview) else len(local)
+        if n > MAX_LOCAL_BYTES:
+            raise InvalidRequestError(f"frame {r.frame} of {r.task_id!r}: {n} bytes of local features, more than "
+                                      f"the {MAX_LOCAL_BYTES} a frame row holds")
+
+
+def encode_local(local: bytes) -> str:
+    """Local features as stored: base64 (ASCII); ``""`` for none."""
+    return base64.b64encode(bytes(local)).decode("ascii") if local else ""
+
+
+def decode_local(stored: Any, key: str = "?") -> bytes:
+    """The bytes of a stored ``local`` value (``b""`` for none); a value that is not base64 (not
+    one vecsim wrote) is a :class:`~vecsim.errors.StoreError`."""
+    if stored is None or stored == "":
+        return b""
+    try:
+        return base64.b64decode(stored.encode("ascii"), validate=True)
+    except (AttributeError, binascii.Error, UnicodeEncodeError) as exc:
+        raise StoreError(f"the stored local features of frame row {key!r} are not base64: {exc}") from exc
+
+
+def local_keys(keys: Iterable[tuple[str, str, int]]) -> dict[str, tuple[str, str, int]]:
+    """The frame key (:func:`frame_key`) of each distinct ``(task_id, generation, frame)``, in order."""
+    out: dict[str, tuple[str, str, int]] = {}
+    for task_id, generation, frame in keys:
+        key = (task_id, generation, int(frame))
+        out.setdefault(frame_key(*key), key)
+    return out
+
+
+def batched(items: Sequence[T], size_of: Callable[[T], int], max_items: int, max_bytes: int) -> Iterator[list[T]]:
+    """``items`` in consecutive batches of at most ``max_items`` and about ``max_bytes`` (as
+    ``size_of`` estimates each; an item larger than that goes alone)."""
+    batch: list[T] = []
+    size = 0
+    for item in items:
+        n = size_of(item)
+        if batch and (len(batch) >= max_items or size + n > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += n
+    if batch:
+        yield batch
 
 
 def as_vector(vector: Any) -> list[float]:

@@ -3,9 +3,12 @@ server for ``http(s)://host:port``.
 
 Schema: a vecsim collection ``NAME`` is two Milvus collections. ``NAME`` holds one row per
 kept frame (primary key ``"<task_id>#<generation>#<frame>"``, the vector, PDQ hash, timestamp and
-covered span); ``NAME_assets`` holds one record per visible asset (primary key ``task_id``,
-the committed generation, metadata JSON, source, media type, duration; Milvus needs a vector
-field in every collection, so it carries a constant 2-d placeholder). The
+covered span; in a collection created with ``spec.local_features``, also ``local``: the frame's
+packed local features as base64, ``VARCHAR(16384)``, ``""`` for none, read only by primary key in
+:meth:`MilvusStore.local_features`, never by a search or a scan); ``NAME_assets`` holds one
+record per visible asset (primary key ``task_id``, the committed generation, metadata JSON,
+source, media type, duration; Milvus needs a vector field in every collection, so it carries a
+constant 2-d placeholder). The
 :class:`~vecsim.store.CollectionSpec` is saved as the property ``vecsim.spec`` of ``NAME``, so an
 open checks it before touching any vector.
 
@@ -42,7 +45,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -55,15 +58,21 @@ from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
 from ._common import (
     ASSET_FIELDS,
     FRAME_FIELDS,
+    LOCAL_FIELD,
+    LOCAL_FIELD_MAX_CHARS,
     MILVUS_COLLECTION_NAME,
     as_vector,
     asset_record,
     check_collection_name,
+    check_local,
     closed_error,
+    decode_local,
+    encode_local,
     engine_errors,
     frame_key,
     frame_payload,
     hit_from,
+    local_keys,
     scan_generations,
     stored_frames,
 )
@@ -81,6 +90,8 @@ SPEC_PROPERTY = "vecsim.spec"
 SERVER_INDEX_TYPES = {"FLAT": (2, 0), "IVF_FLAT": (2, 0), "IVF_SQ8": (2, 0), "IVF_PQ": (2, 0), "HNSW": (2, 0),
                       "HNSW_SQ8": (2, 6), "HNSW_PQ": (2, 6)}
 INSERT_BATCH = 1000
+#: Frame rows whose local features are read per ``get`` (a reply of up to ~16 MB of base64).
+LOCAL_BATCH = 1000
 #: Asset records per upsert request, and bytes (estimated) per request: well under gRPC's 64 MB.
 ASSET_BATCH = 1000
 REQUEST_BYTES = 16 << 20
@@ -101,7 +112,7 @@ RERANK_BATCH = 16
 #: Most extra searches per query vector when a grouped search came back short of assets.
 UNCROWD_ROUNDS = 8
 log = logging.getLogger(__name__)
-_OUTPUT_FIELDS = FRAME_FIELDS
+_OUTPUT_FIELDS = FRAME_FIELDS  # what a search fetches: never the local features
 
 
 def is_server_uri(uri: str) -> bool:
@@ -231,6 +242,8 @@ class MilvusStore:
         frames.add_field("span_end", DataType.FLOAT)
         frames.add_field("pdq", DataType.VARCHAR, max_length=64)
         frames.add_field("vector", DataType.FLOAT_VECTOR, dim=spec.dim)
+        if spec.local_features:  # base64 of at most MAX_LOCAL_BYTES bytes: 16384 ASCII characters
+            frames.add_field(LOCAL_FIELD, DataType.VARCHAR, max_length=LOCAL_FIELD_MAX_CHARS)
         frame_index = c.prepare_index_params()
         index_type, build_params = _milvus_index(spec.index)
         frame_index.add_index(
@@ -324,11 +337,14 @@ class MilvusStore:
     def insert_frames(self, rows: list[FrameRow]) -> None:
         # No flush here (Milvus Lite: a flush per asset costs 55-87 ms): the frames of a bulk load
         # stay in Lite's memtable, searchable (by brute force), until commit_assets flushes them.
+        check_local(rows)  # before anything is written
+        local = bool(self.spec.local_features)  # the field exists: every row carries it ("" = none)
         with engine_errors("insert", self):
-            data = [{"pk": frame_key(r.task_id, r.generation, r.frame), **frame_payload(r), "vector": as_vector(r.vector)}
+            data = [{"pk": frame_key(r.task_id, r.generation, r.frame), **frame_payload(r), "vector": as_vector(r.vector),
+                     **({LOCAL_FIELD: encode_local(r.local)} if local else {})}
                     for r in rows]
-            for i in range(0, len(data), INSERT_BATCH):
-                self._client.insert(self.collection, data[i : i + INSERT_BATCH])
+            for batch in _request_batches(data, _frame_row_bytes, INSERT_BATCH):
+                self._client.insert(self.collection, batch)
             self._written.add(self.collection)
 
     def commit_asset(self, record: AssetRecord) -> None:
@@ -511,6 +527,27 @@ class MilvusStore:
             )
             return {r["task_id"]: asset_record(r) for r in rows}
 
+    def local_features(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], bytes]:
+        """Read by primary key, only the ``local`` field, ``LOCAL_BATCH`` keys per ``get``."""
+        wanted = local_keys(keys)
+        if not wanted:
+            return {}
+        out: dict[tuple[str, str, int], bytes] = {}
+        with engine_errors("read of local features", self):
+            client = self._client  # a closed store raises, even where there is no such field
+            if not self.spec.local_features:  # created without the field: nothing is stored
+                return {}
+            pks = list(wanted)
+            for i in range(0, len(pks), LOCAL_BATCH):
+                rows = client.get(self.collection, ids=pks[i : i + LOCAL_BATCH], output_fields=["pk", LOCAL_FIELD],
+                                  consistency_level=self._level(self.collection))
+                for row in rows:
+                    key = wanted.get(row.get("pk"))
+                    local = decode_local(row.get(LOCAL_FIELD), row.get("pk"))
+                    if key is not None and local:
+                        out[key] = local
+        return out
+
     def generations(self) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
         fields = ["task_id", "generation"]
         with engine_errors("scan", self):
@@ -607,14 +644,26 @@ def _asset_row(record: AssetRecord) -> dict[str, Any]:
     }
 
 
-def _request_batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    """Asset rows in requests of at most ``ASSET_BATCH`` rows and about ``REQUEST_BYTES``
-    (the metadata JSON and the source dominate a record's size)."""
+def _asset_row_bytes(row: dict[str, Any]) -> int:
+    """About the size of an asset row in a request (the metadata JSON and the source dominate)."""
+    return 256 + len(row["source"].encode()) + len(json.dumps(row["metadata"], ensure_ascii=False).encode())
+
+
+def _frame_row_bytes(row: dict[str, Any]) -> int:
+    """About the size of a frame row in a request (the vector, and the local features if any)."""
+    return 512 + 4 * len(row["vector"]) + len(row.get(LOCAL_FIELD, ""))
+
+
+def _request_batches(rows: list[dict[str, Any]], size_of: Callable[[dict[str, Any]], int] = _asset_row_bytes,
+                     max_rows: int | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Rows (asset rows by default) in requests of at most ``max_rows`` rows (default
+    ``ASSET_BATCH``) and about ``REQUEST_BYTES`` (a row larger than that goes alone)."""
+    max_rows = max_rows or ASSET_BATCH
     batch: list[dict[str, Any]] = []
     size = 0
     for row in rows:
-        n = 256 + len(row["source"].encode()) + len(json.dumps(row["metadata"], ensure_ascii=False).encode())
-        if batch and (len(batch) >= ASSET_BATCH or size + n > REQUEST_BYTES):
+        n = size_of(row)
+        if batch and (len(batch) >= max_rows or size + n > REQUEST_BYTES):
             yield batch
             batch, size = [], 0
         batch.append(row)

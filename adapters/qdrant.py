@@ -3,8 +3,11 @@ Qdrant server for ``qdrant://host:port`` (``qdrants://`` for TLS).
 
 Schema: a vecsim collection ``NAME`` is two Qdrant collections. ``NAME`` holds one point per kept
 frame (two named vectors: ``emb``, the embedding, and ``pdq``, the 256 bits of the PDQ hash as
-0/1 bytes under Manhattan distance = Hamming distance, kept on disk; payload ``task_id``, ``generation``, ``frame``, ``timestamp``,
-``span_end``, ``pdq``; point id = UUID5 of ``"<task_id>#<generation>#<frame>"``), with the
+0/1 bytes under Manhattan distance = Hamming distance, kept on disk; payload ``task_id``,
+``generation``, ``frame``, ``timestamp``, ``span_end``, ``pdq``, and in a collection created with
+``spec.local_features`` ``local``: the frame's packed local features as base64, absent for none,
+read only by point id in :meth:`QdrantStore.local_features`, never by a search or a scroll;
+point id = UUID5 of ``"<task_id>#<generation>#<frame>"``), with the
 :class:`~vecsim.store.CollectionSpec` in the collection metadata ``vecsim.spec``. ``NAME_assets``
 holds one vector-less point per visible asset (id = UUID5 of the task_id). Writes wait for the
 engine (``wait=True``), so a query after ``add`` / ``remove`` sees the change.
@@ -22,7 +25,7 @@ Options: :class:`~adapters.options.QdrantOptions` (``api_key``, ``prefer_grpc``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -33,15 +36,22 @@ from vecsim.index_config import IndexConfig
 from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
 
 from ._common import (
+    FRAME_FIELDS,
+    LOCAL_FIELD,
     QDRANT_COLLECTION_NAME,
     as_vector,
     asset_record,
+    batched,
     check_collection_name,
+    check_local,
     closed_error,
+    decode_local,
+    encode_local,
     engine_errors,
     frame_key,
     frame_payload,
     hit_from,
+    local_keys,
     pdq_bits,
     point_id,
     pq_compression,
@@ -56,6 +66,11 @@ SPEC_KEY = "vecsim.spec"
 VECTOR = "emb"
 PDQ_VECTOR = "pdq"
 SCROLL_PAGE = 1000
+#: Frame points per upsert request, and bytes (estimated) per request: under a server's 32 MB.
+UPSERT_BATCH = 1000
+REQUEST_BYTES = 16 << 20
+#: Point ids whose local features are read per ``retrieve``.
+LOCAL_BATCH = 1000
 
 __all__ = ["QdrantStore", "pdq_bits", "pq_compression", "search_params", "vector_config"]
 
@@ -198,16 +213,21 @@ class QdrantStore:
     def insert_frames(self, rows: list[FrameRow]) -> None:
         from qdrant_client import models
 
+        check_local(rows)  # before anything is written
+        local = bool(self.spec.local_features)
         with engine_errors("insert", self):
             points = [
                 models.PointStruct(
                     id=point_id(frame_key(r.task_id, r.generation, r.frame)),
                     vector={VECTOR: as_vector(r.vector), PDQ_VECTOR: pdq_bits(r.pdq)},
-                    payload=frame_payload(r),
+                    payload={**frame_payload(r), LOCAL_FIELD: encode_local(r.local)} if local and r.local
+                    else frame_payload(r),
                 )
                 for r in rows
             ]
-            self._client.upsert(self.collection, points, wait=True)
+            client = self._client  # a closed store raises, even with no rows
+            for batch in _point_batches(points, self.spec.dim):
+                client.upsert(self.collection, batch, wait=True)
 
     def commit_asset(self, record: AssetRecord) -> None:
         self.commit_assets([record])
@@ -268,7 +288,7 @@ class QdrantStore:
             for v in np.asarray(vectors, dtype=np.float32):
                 res = self._client.query_points_groups(
                     self.collection, query=v.tolist(), using=VECTOR, group_by="task_id", limit=limit,
-                    group_size=per_asset, with_payload=True, search_params=params,
+                    group_size=per_asset, with_payload=FRAME_FIELDS, search_params=params,  # not `local`
                 )
                 out.append([hit_from(p.payload, p.score) for g in res.groups for p in g.hits])
         return out
@@ -281,23 +301,48 @@ class QdrantStore:
                                            with_payload=True)
             return {p.payload["task_id"]: asset_record(p.payload) for p in points}
 
-    def _scroll(self, name: str, flt=None):
-        """The payloads of every point of a collection (matching ``flt``), page by page."""
+    def _scroll(self, name: str, flt=None, fields: list[str] | None = None):
+        """The payloads (``fields`` of them, or all) of every point of a collection (matching
+        ``flt``), page by page."""
         offset = None
         while True:
             points, offset = self._client.scroll(name, scroll_filter=flt, limit=SCROLL_PAGE, offset=offset,
-                                                 with_payload=True, with_vectors=False)
+                                                 with_payload=fields or True, with_vectors=False)
             yield from (p.payload for p in points)
             if offset is None:
                 return
 
     def frames(self, task_id: str, generation: str) -> list[StoredFrame]:
         with engine_errors(f"read of {task_id!r} frames", self):
-            return stored_frames(self._scroll(self.collection, self._frame_filter(task_id, generation=generation)))
+            return stored_frames(self._scroll(self.collection, self._frame_filter(task_id, generation=generation),
+                                              ["frame", "timestamp", "span_end", "pdq"]))
 
     def generations(self) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
+        fields = ["task_id", "generation"]
         with engine_errors("scan", self):
-            return scan_generations(self._scroll(self.assets_collection), self._scroll(self.collection))
+            return scan_generations(self._scroll(self.assets_collection, None, fields),
+                                    self._scroll(self.collection, None, fields))
+
+    def local_features(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], bytes]:
+        """Read by point id, only the ``local`` payload key, ``LOCAL_BATCH`` ids per ``retrieve``."""
+        wanted = {point_id(k): key for k, key in local_keys(keys).items()}
+        if not wanted:
+            return {}
+        out: dict[tuple[str, str, int], bytes] = {}
+        with engine_errors("read of local features", self):
+            client = self._client  # a closed store raises, even where nothing is stored
+            if not self.spec.local_features:  # created without them: nothing is stored
+                return {}
+            ids = list(wanted)
+            for i in range(0, len(ids), LOCAL_BATCH):
+                points = client.retrieve(self.collection, ids[i : i + LOCAL_BATCH], with_payload=[LOCAL_FIELD],
+                                         with_vectors=False)
+                for p in points:
+                    key = wanted.get(str(p.id))
+                    local = decode_local((p.payload or {}).get(LOCAL_FIELD), str(p.id))
+                    if key is not None and local:
+                        out[key] = local
+        return out
 
     def build_index(self, timeout: float = 3600.0) -> None:
         if self.engine == "qdrant-local":
@@ -323,3 +368,11 @@ class QdrantStore:
         with engine_errors("count", self):
             return (self._client.count(self.assets_collection, exact=True).count,
                     self._client.count(self.collection, exact=True).count)
+
+
+
+def _point_batches(points: list, dim: int) -> Iterator[list]:
+    """Frame points in upserts of at most ``UPSERT_BATCH`` points and about ``REQUEST_BYTES``
+    (a vector as JSON ~12 bytes a dimension, the PDQ bits ~2 bytes each, and the local features)."""
+    return batched(points, lambda p: 1024 + 12 * dim + len(p.payload.get(LOCAL_FIELD, "")), UPSERT_BATCH,
+                   REQUEST_BYTES)

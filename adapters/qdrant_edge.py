@@ -11,8 +11,10 @@ Layout: a vecsim collection ``NAME`` is the folder ``PATH/NAME/`` holding two Ed
   ``Cosine``, IP -> ``Dot``) and ``pdq`` (the 256-bit PDQ hash as 256 ``uint8`` values of 0/1 with
   ``Manhattan`` distance, which on bits is the Hamming distance; kept on disk (``Memory.Cold``) and
   never graph-indexed, see :meth:`QdrantEdgeStore.search_pdq`). Payload ``task_id``, ``generation``,
-  ``frame``, ``timestamp``, ``span_end``, ``pdq`` (hex, as the other adapters); keyword payload
-  indexes on ``task_id`` and ``generation``;
+  ``frame``, ``timestamp``, ``span_end``, ``pdq`` (hex, as the other adapters), and in a collection
+  created with ``spec.local_features`` ``local``: the frame's packed local features as base64,
+  absent for none, read only by point id (:meth:`QdrantEdgeStore.local_features`), never by a
+  search or a scroll; keyword payload indexes on ``task_id`` and ``generation``;
 - ``assets/``: one vector-less point per visible asset (id = UUID5 of the task_id, payload = the
   :class:`~vecsim.store.AssetRecord`); Edge needs a vector definition, so it declares an unused
   sparse vector;
@@ -91,15 +93,21 @@ from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
 
 from ._common import (  # same point ids, encodings and index mapping as the server adapter
     FRAME_FIELDS,
+    LOCAL_FIELD,
     QDRANT_COLLECTION_NAME,
     as_vector,
     asset_record,
+    batched,
     check_collection_name,
+    check_local,
     closed_error,
+    decode_local,
+    encode_local,
     engine_errors,
     frame_key,
     frame_payload,
     hit_from,
+    local_keys,
     pdq_bits,
     point_id,
     qdrant_layout,
@@ -120,12 +128,14 @@ SPEC_FILE = "vecsim_spec.json"
 EMBEDDED_MARKER = "vecsim-index.json"  # names the folder's engine for whoever looks at it
 SCROLL_PAGE = 4096
 WRITE_BATCH = 1024  # points per update operation (one WAL record)
+WRITE_BYTES = 8 << 20  # and about this many bytes (estimated) per operation, local features included
 OVERSAMPLE_EXACT = 4  # first fetch = limit * per_asset * this frames (FLAT)
 OVERSAMPLE_HNSW = 2  # same for the HNSW types: the fetch size is also the graph's ef
 MAX_FETCH = 4096  # most frames fetched per query vector per round
 MAX_ROUNDS = 8  # most fetches per query vector to find its `limit` assets
 HNSW_TYPES = ("HNSW", "HNSW_SQ8", "HNSW_PQ")
-_FRAME_FIELDS = FRAME_FIELDS
+_FRAME_FIELDS = FRAME_FIELDS  # what a search fetches: never the local features
+LOCAL_BATCH = 4096  # point ids per retrieve of local features
 
 
 def _hit(p: Any) -> Hit:
@@ -365,15 +375,21 @@ class QdrantEdgeStore:
     def insert_frames(self, rows: list[FrameRow]) -> None:
         from qdrant_edge import Point, UpdateOperation
 
+        check_local(rows)  # before anything is written
+        local = bool(self.spec.local_features)
+        dim = self.spec.dim
         with engine_errors("insert", self):
-            for i in range(0, len(rows), WRITE_BATCH):
+            # WRITE_BATCH rows per operation, fewer where local features make them large
+            for chunk in batched(rows, lambda r: 1024 + 12 * dim + (4 * len(r.local) // 3 if local else 0),
+                                 WRITE_BATCH, WRITE_BYTES):
                 points = [
                     Point(
                         id=point_id(frame_key(r.task_id, r.generation, r.frame)),
                         vector={VECTOR: as_vector(r.vector), PDQ_VECTOR: pdq_bits(r.pdq)},
-                        payload=frame_payload(r),
+                        payload={**frame_payload(r), LOCAL_FIELD: encode_local(r.local)} if local and r.local
+                        else frame_payload(r),
                     )
-                    for r in rows[i : i + WRITE_BATCH]
+                    for r in chunk
                 ]
                 self._shard("_frames").update(UpdateOperation.upsert_points(points))
                 self._unoptimized += len(points)
@@ -523,6 +539,28 @@ class QdrantEdgeStore:
         fields = ["task_id", "generation"]
         with engine_errors("scan", self):
             return scan_generations(self._scroll("_assets", None, fields), self._scroll("_frames", None, fields))
+
+    def local_features(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], bytes]:
+        """Read by point id, only the ``local`` payload key, ``LOCAL_BATCH`` ids per ``retrieve``."""
+        from qdrant_edge import PayloadSelector
+
+        wanted = {point_id(k): key for k, key in local_keys(keys).items()}
+        if not wanted:
+            return {}
+        out: dict[tuple[str, str, int], bytes] = {}
+        with engine_errors("read of local features", self):
+            shard = self._shard("_frames")  # a closed store raises, even where nothing is stored
+            if not self.spec.local_features:  # created without them: nothing is stored
+                return {}
+            ids = list(wanted)
+            for i in range(0, len(ids), LOCAL_BATCH):
+                points = shard.retrieve(ids[i : i + LOCAL_BATCH], PayloadSelector.Include([LOCAL_FIELD]), False)
+                for p in points:
+                    key = wanted.get(str(p.id))
+                    local = decode_local((p.payload or {}).get(LOCAL_FIELD), str(p.id))
+                    if key is not None and local:
+                        out[key] = local
+        return out
 
     def count(self) -> tuple[int, int]:
         from qdrant_edge import CountRequest
