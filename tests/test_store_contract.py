@@ -16,9 +16,9 @@ import pytest
 
 from vecsim.adapters import MilvusOptions, QdrantEdgeOptions, QdrantOptions, open_store
 from vecsim.adapters._common import engine_errors
-from vecsim.errors import IndexConfigError, StoreError, StoreUnavailableError, VecsimError
+from vecsim.errors import IndexConfigError, InvalidRequestError, StoreError, StoreUnavailableError, VecsimError
 from vecsim.index_config import FlatIndex
-from vecsim.store import AssetRecord, CollectionSpec, FrameRow
+from vecsim.store import MAX_LOCAL_BYTES, AssetRecord, CollectionSpec, FrameRow, ReadOnlyStore
 
 from .backends import BACKENDS, backend_uri
 
@@ -206,6 +206,212 @@ def test_reopen_returns_the_stored_spec(backend_module):
         again.close()
 
 
+# --- local features ----------------------------------------------------------------------------
+
+LOCAL_SPEC = CollectionSpec("contract-desc", "1", DIM, FlatIndex(), local_features="test-v1")
+
+
+def blob(seed: int, n: int) -> bytes:
+    return np.random.default_rng(seed).integers(0, 256, size=n, dtype=np.uint8).tobytes()
+
+
+def with_local(frame_rows: list[FrameRow], blobs: list[bytes]) -> list[FrameRow]:
+    for r, b in zip(frame_rows, blobs):
+        r.local = b
+    return frame_rows
+
+
+@pytest.fixture
+def local_store(backend_module):
+    _, uri, options = backend_module
+    s = open_store(uri, f"l_{uuid.uuid4().hex[:10]}", LOCAL_SPEC, **options)
+    yield s
+    s.close()
+
+
+def test_the_spec_keeps_local_features_and_old_json_still_loads():
+    assert CollectionSpec.from_json(LOCAL_SPEC.to_json()) == LOCAL_SPEC
+    assert CollectionSpec.from_json(SPEC.to_json()) == SPEC and SPEC.local_features == ""
+    assert "local_features" not in SPEC.to_json()  # a spec without them reads as before
+    old = '{"descriptor_name": "d", "descriptor_version": "1", "dim": 8, "index": {"type": "FLAT"}, "schema_version": 2}'
+    assert CollectionSpec.from_json(old).local_features == ""
+    assert FrameRow("a", "g", 0, 0.0, 1.0, basis(0), PDQ).local == b""
+
+
+def test_local_features_are_stored_and_read_back_by_key(backend_module, local_store):
+    every_byte = bytes(range(256)) * 3  # all byte values, NUL and non-UTF-8 included
+    full = blob(1, MAX_LOCAL_BYTES)  # the largest a row may carry
+    a = with_local(rows("a", "g1", [basis(0), basis(1), basis(2), basis(3)]), [every_byte, b"", full, b"\x00"])
+    b = with_local(rows("b", "g1", [basis(4)]), [blob(2, 100)])
+    local_store.insert_frames(a)
+    local_store.insert_frames(b)
+    local_store.commit_assets([record("a", "g1", 4), record("b", "g1", 1)])
+    assert local_store.spec.local_features == "test-v1"
+
+    want = {("a", "g1", 0): every_byte, ("a", "g1", 2): full, ("a", "g1", 3): b"\x00", ("b", "g1", 0): blob(2, 100)}
+    asked = [("a", "g1", 0), ("a", "g1", 1), ("a", "g1", 2), ("a", "g1", 3), ("b", "g1", 0),
+             ("a", "g2", 0), ("a", "g1", 9), ("missing", "g1", 0)]  # an empty blob, absent rows
+    got = local_store.local_features(asked)
+    assert got == want and all(type(v) is bytes for v in got.values())
+    assert local_store.local_features([("a", "g1", 2)]) == {("a", "g1", 2): full}  # only what is asked
+    assert local_store.local_features([("a", "g1", 0), ("a", "g1", 0)]) == {("a", "g1", 0): every_byte}
+    assert local_store.local_features([]) == {}
+    assert ReadOnlyStore(local_store).local_features(asked) == want
+
+    # searches, frames and scans are as without them
+    [hits] = local_store.search(basis(2)[None], limit=2)
+    assert [(h.task_id, h.frame, h.pdq) for h in hits] == [("a", 2, PDQ), ("b", 0, PDQ)]
+    assert hits[0].raw_score == pytest.approx(1.0, abs=1e-5)
+    assert [f.frame for f in local_store.frames("a", "g1")] == [0, 1, 2, 3]
+    assert local_store.generations() == ({"a": "g1", "b": "g1"}, {("a", "g1"): 4, ("b", "g1"): 1})
+    assert local_store.count() == (2, 5)
+
+    # a new generation's rows have their own blobs; deleted rows have none
+    local_store.insert_frames(with_local(rows("a", "g2", [basis(5)]), [b"new"]))
+    assert local_store.delete_frames("a", keep_generation="g2") == 4
+    assert local_store.local_features(asked + [("a", "g2", 0)]) == {("a", "g2", 0): b"new", ("b", "g1", 0): blob(2, 100)}
+
+    # after close + reopen
+    _, uri, options = backend_module
+    name = local_store.collection
+    local_store.close()
+    with open_store(uri, name, SPEC, **options) as again:  # the stored spec wins
+        assert again.spec == LOCAL_SPEC
+        assert again.local_features([("b", "g1", 0), ("a", "g2", 0), ("a", "g1", 0)]) == {
+            ("b", "g1", 0): blob(2, 100), ("a", "g2", 0): b"new"}
+
+
+def test_search_hits_do_not_depend_on_local_features(backend_module):
+    """The same rows, with blobs in a collection that stores them and without: the same hits."""
+    _, uri, options = backend_module
+    rng = np.random.default_rng(3)
+    vectors = [unit(rng.normal(size=DIM)) for _ in range(12)]
+    queries = np.stack(vectors[::3])
+    results = []
+    for spec in (SPEC, LOCAL_SPEC):  # one store at a time (the qdrant-client local mode takes one)
+        with open_store(uri, f"s_{uuid.uuid4().hex[:10]}", spec, **options) as s:
+            for t in range(3):
+                s.insert_frames(with_local(rows(f"t{t}", "g1", vectors[4 * t : 4 * t + 4]),
+                                           [blob(10 * t + i, 4000 * i) for i in range(4)]))
+                s.commit_asset(record(f"t{t}", "g1", 4))
+            results.append((s.search(queries, limit=3, per_asset=2), s.frames("t1", "g1"), s.generations()))
+    assert results[0] == results[1]
+    assert [len(q) for q in results[0][0]] == [6, 6, 6, 6]
+
+
+class _Spy:
+    """Stands in for an engine client (or shard): records what every call returns."""
+
+    def __init__(self, real, returned: list):
+        self._real, self._returned = real, returned
+
+    def __getattr__(self, name):
+        attr = getattr(self._real, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            result = attr(*args, **kwargs)
+            self._returned.append(result)
+            return _Spy(result, self._returned) if hasattr(result, "next") else result  # an iterator's batches
+
+        return call
+
+
+def _holds(obj, marker: str, depth: int = 0) -> bool:
+    """Whether an engine's reply holds ``marker`` anywhere (dicts, lists, pydantic models, points)."""
+    if depth > 10 or obj is None or isinstance(obj, (int, float, bool)):
+        return False
+    if isinstance(obj, str):
+        return marker in obj
+    if isinstance(obj, dict):
+        return any(_holds(v, marker, depth + 1) for v in obj.values())
+    if hasattr(obj, "model_dump"):
+        return _holds(obj.model_dump(), marker, depth + 1)
+    found = [getattr(obj, a) for a in ("payload", "hits", "groups", "points", "entity") if hasattr(obj, a)]
+    if found:
+        return any(_holds(v, marker, depth + 1) for v in found)
+    try:
+        items = list(obj)
+    except TypeError:
+        return marker in repr(obj)
+    return any(_holds(v, marker, depth + 1) for v in items)
+
+
+def test_searches_frames_and_scans_do_not_fetch_local_features(local_store):
+    import base64
+
+    big = blob(7, MAX_LOCAL_BYTES)
+    marker = base64.b64encode(big[:48]).decode()  # the start of the stored base64
+    local_store.insert_frames(with_local(rows("a", "g1", [basis(0), basis(1)]), [big, big]))
+    local_store.commit_asset(record("a", "g1", 2))
+    returned: list = []
+    names = [n for n in ("_conn", "_frames", "_assets") if getattr(local_store, n, None) is not None]
+    real = {n: getattr(local_store, n) for n in names}
+    for n in names:
+        setattr(local_store, n, _Spy(real[n], returned))
+    try:
+        local_store.search(np.stack([basis(0), basis(1)]), limit=3, per_asset=2)
+        local_store.search(basis(0)[None], limit=1)
+        assert [f.frame for f in local_store.frames("a", "g1")] == [0, 1]
+        local_store.generations()
+        local_store.assets(["a"])
+        local_store.count()
+        assert returned and not any(_holds(r, marker) for r in returned)
+        assert local_store.local_features([("a", "g1", 1)]) == {("a", "g1", 1): big}
+        assert any(_holds(r, marker) for r in returned)  # the spy sees a fetched blob
+    finally:
+        for n in names:
+            setattr(local_store, n, real[n])
+
+
+def test_a_collection_without_local_features_ignores_them(store):
+    assert store.spec.local_features == ""
+    store.insert_frames(with_local(rows("a", "g1", [basis(0), basis(1)]), [b"abc", blob(4, MAX_LOCAL_BYTES)]))
+    store.commit_asset(record("a", "g1", 2))
+    assert store.local_features([("a", "g1", 0), ("a", "g1", 1), ("x", "g", 0)]) == {}
+    assert store.local_features([]) == {}
+    assert [h.task_id for h in store.search(basis(1)[None], limit=1)[0]] == ["a"]
+
+
+def test_reopening_with_other_local_features_keeps_the_stored_ones(backend_module):
+    _, uri, options = backend_module
+    with_name, without_name = f"w_{uuid.uuid4().hex[:10]}", f"o_{uuid.uuid4().hex[:10]}"
+    with open_store(uri, with_name, LOCAL_SPEC, **options) as s:
+        s.insert_frames(with_local(rows("a", "g1", [basis(0)]), [b"kept"]))
+    with open_store(uri, without_name, SPEC, **options) as s:
+        s.insert_frames(with_local(rows("a", "g1", [basis(0)]), [b"dropped"]))
+    other = CollectionSpec("contract-desc", "1", DIM, FlatIndex(), local_features="orb-v9")
+    for i, create_spec in enumerate((SPEC, other), start=1):
+        with open_store(uri, with_name, create_spec, **options) as s:
+            assert s.spec == LOCAL_SPEC and s.spec.local_features == "test-v1"
+            assert ReadOnlyStore(s).spec.local_features == "test-v1"
+            assert s.local_features([("a", "g1", 0)]) == {("a", "g1", 0): b"kept"}
+            s.insert_frames(with_local(rows("a", "g1", [basis(i)], start=i), [b"more %d" % i]))
+            assert s.local_features([("a", "g1", i)]) == {("a", "g1", i): b"more %d" % i}
+    for i, create_spec in enumerate((LOCAL_SPEC, other), start=1):
+        with open_store(uri, without_name, create_spec, **options) as s:
+            assert s.spec == SPEC and s.spec.local_features == ""
+            s.insert_frames(with_local(rows("a", "g1", [basis(i)], start=i), [b"ignored"]))  # no such field
+            assert s.local_features([("a", "g1", 0), ("a", "g1", i)]) == {}
+            assert s.count() == (0, 1 + i)
+
+
+@pytest.mark.parametrize("spec", [LOCAL_SPEC, SPEC], ids=["with-local", "without"])
+def test_a_too_large_blob_is_refused_before_anything_is_written(backend_module, spec):
+    _, uri, options = backend_module
+    with open_store(uri, f"b_{uuid.uuid4().hex[:10]}", spec, **options) as s:
+        ok = with_local(rows("a", "g1", [basis(0), basis(1)]), [b"fine", b"also fine"])
+        too_big = with_local(rows("a", "g1", [basis(2)], start=2), [blob(5, MAX_LOCAL_BYTES + 1)])
+        with pytest.raises(InvalidRequestError, match=str(MAX_LOCAL_BYTES)):
+            s.insert_frames(ok + too_big)
+        with pytest.raises(InvalidRequestError):
+            s.insert_frames([FrameRow("a", "g1", 0, 0.0, 1.0, basis(0), PDQ, local="not bytes")])  # type: ignore[arg-type]
+        assert s.count() == (0, 0)
+        assert s.local_features([("a", "g1", 0), ("a", "g1", 2)]) == {}
+        assert s.generations() == ({}, {})
+
+
 BACKENDS_ENGINE = {"milvus-lite": "milvus-lite", "qdrant-local": "qdrant-local", "qdrant-edge": "qdrant-edge",
                    "milvus-server": "milvus", "milvus-docker": "milvus", "qdrant-docker": "qdrant"}
 
@@ -225,6 +431,7 @@ def test_a_closed_store_raises_store_error(backend_module):
         lambda: s.search(basis(0)[None], limit=1),
         lambda: s.assets(["a"]),
         lambda: s.frames("a", "g1"),
+        lambda: s.local_features([("a", "g1", 0)]),
         s.generations,
         s.count,
         s.build_index,
