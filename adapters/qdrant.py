@@ -370,7 +370,6 @@ class QdrantStore:
                     self._client.count(self.collection, exact=True).count)
 
 
-
 def _point_batches(points: list, dim: int) -> Iterator[list]:
     """Frame points in upserts of at most ``UPSERT_BATCH`` points and about ``REQUEST_BYTES``
     (a vector as JSON ~12 bytes a dimension, the PDQ bits ~2 bytes each, and the local features)."""
