@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vecsim.aggregate import QueryFrame, aggregate
-from vecsim.calibration import EXACT_FLOOR, Calibration, fit_calibration, fit_exact_part, isotonic
+from vecsim.calibration import EXACT_FLOOR, Calibration, fit_calibration, fit_exact_part, fit_geometric_part, isotonic
 from vecsim.descriptors import load_descriptor
 from vecsim.descriptors.pdq import MIN_QUALITY
 from vecsim.store import AssetRecord, Hit
@@ -113,3 +113,60 @@ def test_aggregate_lets_a_reliable_query_hash_lift_the_similarity(quality, lifte
     match = asset.matches[0]
     assert match.exact_score == 1.0
     assert match.similarity_score == (1.0 if lifted else pytest.approx(float(cal(0.3)), abs=1e-6))
+
+
+def _with_geometry(rng: np.random.Generator) -> Calibration:
+    """Copies: cosine ~0.75, mostly verified; look-alikes: cosine ~0.6 (as high as many
+    copies), rarely verified; unrelated photos: cosine ~0.3, never verified."""
+    n_pos, n_like, n_other = 400, 400, 1200
+    raw = np.concatenate([rng.normal(0.75, 0.1, n_pos), rng.normal(0.6, 0.1, n_like), rng.normal(0.3, 0.1, n_other)])
+    inliers = np.concatenate([np.where(rng.random(n_pos) < 0.9, rng.integers(20, 160, n_pos), rng.integers(0, 8, n_pos)),
+                              np.where(rng.random(n_like) < 0.01, 12, rng.integers(0, 8, n_like)), np.zeros(n_other, int)])
+    labels = np.concatenate([np.ones(n_pos, bool), np.zeros(n_like + n_other, bool)])
+    cal = fit_calibration(raw[labels], raw[~labels], "d", "1")
+    return fit_geometric_part(cal, raw.clip(-1, 1), inliers, labels, verified_inliers=10)
+
+
+def test_the_geometric_part_separates_verified_from_refuted_matches_at_the_same_cosine():
+    cal = _with_geometry(np.random.default_rng(4))
+    assert cal.geometric and cal.verified_inliers == 10
+    assert Calibration.from_json(cal.to_json()) == cal
+    grid = np.linspace(-1, 1, 401)
+    verified = np.array([cal.score(r, None, 50) for r in grid])
+    refuted = np.array([cal.score(r, None, 3) for r in grid])
+    for y in (verified, refuted):
+        assert np.all(np.diff(y) >= 0) and y.min() == 0.0 and y[-1] == 1.0
+    assert np.all(verified >= refuted - 1e-12)  # verification never lowers a score
+    assert cal.score(0.6, None, 50) > 0.9 > 0.5 > cal.score(0.6, None, 3)  # a look-alike's cosine
+    assert cal.score(0.6, None, None) == pytest.approx(float(cal(0.6)))  # not verified: the cosine curve
+    assert cal.verify_floor(0.5) < 0.6 and Calibration.linear("d", "1").verify_floor() == float("inf")
+
+
+def test_a_geometric_part_needs_both_strata():
+    cal = fit_calibration(np.array([0.9, 0.8]), np.array([0.2, 0.3]), "d", "1")
+    with pytest.raises(ValueError, match="inliers"):
+        fit_geometric_part(cal, np.array([0.9, 0.2]), np.array([50, 60]), np.array([True, False]), 10)
+
+
+def test_the_default_descriptor_ships_a_geometric_part_stricter_than_its_cosine_curve():
+    cal = load_descriptor(None).calibration
+    assert cal.geometric and cal.verified_inliers >= 8
+    raw = np.linspace(0.3, 0.95, 14)
+    assert all(cal.score(r, None, 0) <= cal.score(r, None, 200) for r in raw)
+    assert "look-alike" in cal.notes["fitted_on"] or "geometric_part" in cal.notes
+
+
+def test_aggregate_scores_a_verified_hit_above_a_refuted_one():
+    cal = _with_geometry(np.random.default_rng(5))
+    hit = Hit("a", "g", 0, 0.0, 1.0, "0" * 64, 0.6)
+    records = {"a": AssetRecord("a", "g", "image", "a.jpg", 0.0, 1)}
+
+    def score(inliers) -> float:
+        frame = QueryFrame(0.0, ("f" * 64,), [hit], 100, inliers)
+        (asset,) = aggregate([frame], records, cal, threshold=0.0, top_k=5, interval=1.0, query_duration=0.0)
+        return asset.matches[0].similarity_score
+
+    assert score({("a", "g", 0): 60}) == pytest.approx(cal.score(0.6, None, 60), abs=1e-6)
+    assert score({}) == pytest.approx(cal.score(0.6, None, 0), abs=1e-6)  # absent: refuted
+    assert score(None) == pytest.approx(float(cal(0.6)), abs=1e-6)  # no verification made
+    assert score({("a", "g", 0): 60}) > score({})

@@ -44,22 +44,58 @@ class Calibration:
     notes: dict[str, Any] = field(default_factory=dict)
     exact_x: tuple[float, ...] = ()  # PDQ exact_score knots, increasing (empty: no PDQ part)
     exact_y: tuple[float, ...] = ()  # P(copy) at those knots, non-decreasing, in [0, 1]
+    #: The geometric part (empty: none): raw cosine -> P(copy) for a match whose local features
+    #: agree (at least ``verified_inliers`` RANSAC inliers, :mod:`vecsim.descriptors.local`) ...
+    verified_x: tuple[float, ...] = ()
+    verified_y: tuple[float, ...] = ()
+    #: ... and for one whose local features were compared and do not agree.
+    unverified_x: tuple[float, ...] = ()
+    unverified_y: tuple[float, ...] = ()
+    verified_inliers: int = 0
 
     def __post_init__(self) -> None:
         _check_knots(self.x, self.y)
         if self.exact_x or self.exact_y:
             _check_knots(self.exact_x, self.exact_y)
+        if self.geometric:
+            _check_knots(self.verified_x, self.verified_y)
+            _check_knots(self.unverified_x, self.unverified_y)
+            if self.verified_inliers < 1:
+                raise CalibrationError("a geometric part needs verified_inliers >= 1")
+
+    @property
+    def geometric(self) -> bool:
+        """Whether the calibration has curves for geometrically verified and refuted matches."""
+        return bool(self.verified_x or self.verified_y or self.unverified_x or self.unverified_y)
 
     def __call__(self, raw: np.ndarray | float) -> np.ndarray:
         return np.clip(np.interp(raw, self.x, self.y), 0.0, 1.0)
 
-    def score(self, raw: float, exact: float | None = None) -> float:
-        """``similarity_score`` of a match: the calibrated raw cosine, or the calibrated PDQ
-        ``exact`` score where that is higher (``exact=None``: the query hash is unreliable)."""
-        s = float(self(raw))
+    def score(self, raw: float, exact: float | None = None, inliers: int | None = None) -> float:
+        """``similarity_score`` of a match: P(copy) of its raw cosine, or of its PDQ ``exact``
+        score where that is higher (``exact=None``: the query hash is unreliable).
+
+        ``inliers``: the match's geometric verification (RANSAC inliers of its local features),
+        or None where none was made (the collection stores no local features): then the cosine
+        curve fitted on all pairs, look-alikes included, applies. With it, the curve of verified
+        matches (``inliers >= verified_inliers``) or that of refuted ones."""
+        if inliers is None or not self.geometric:
+            s = float(self(raw))
+        elif inliers >= self.verified_inliers:
+            s = float(np.interp(raw, self.verified_x, self.verified_y))
+        else:
+            s = float(np.interp(raw, self.unverified_x, self.unverified_y))
         if exact is not None and self.exact_x:
-            s = max(s, float(np.clip(np.interp(exact, self.exact_x, self.exact_y), 0.0, 1.0)))
-        return s
+            s = max(s, float(np.interp(exact, self.exact_x, self.exact_y)))
+        return min(1.0, max(0.0, s))
+
+    def verify_floor(self, threshold: float = 0.0) -> float:
+        """The smallest raw cosine at which a verified match can reach ``threshold`` (at least a
+        hundredth): matches below it are not worth a geometric verification."""
+        if not self.geometric:
+            return float("inf")
+        curve = Calibration(self.descriptor_name, self.descriptor_version, self.verified_x, self.verified_y)
+        return curve.inverse(max(0.01, threshold))
 
     def inverse(self, score: float) -> float:
         """The smallest raw score whose calibrated value reaches ``score`` (for store-side pruning)."""
@@ -84,6 +120,10 @@ class Calibration:
                 "x": list(self.x),
                 "y": list(self.y),
                 **({"exact": {"x": list(self.exact_x), "y": list(self.exact_y)}} if self.exact_x else {}),
+                **({"geometric": {"inliers": self.verified_inliers,
+                                  "verified": {"x": list(self.verified_x), "y": list(self.verified_y)},
+                                  "unverified": {"x": list(self.unverified_x), "y": list(self.unverified_y)}}}
+                   if self.geometric else {}),
                 "notes": self.notes,
             },
             indent=1,
@@ -92,6 +132,7 @@ class Calibration:
     @classmethod
     def from_json(cls, text: str) -> Calibration:
         d = json.loads(text)
+        geo = d.get("geometric", {})
         return cls(
             descriptor_name=d["descriptor_name"],
             descriptor_version=d["descriptor_version"],
@@ -101,6 +142,11 @@ class Calibration:
             notes=d.get("notes", {}),
             exact_x=tuple(d.get("exact", {}).get("x", ())),
             exact_y=tuple(d.get("exact", {}).get("y", ())),
+            verified_x=tuple(geo.get("verified", {}).get("x", ())),
+            verified_y=tuple(geo.get("verified", {}).get("y", ())),
+            unverified_x=tuple(geo.get("unverified", {}).get("x", ())),
+            unverified_y=tuple(geo.get("unverified", {}).get("y", ())),
+            verified_inliers=int(geo.get("inliers", 0)),
         )
 
     @classmethod
@@ -186,7 +232,13 @@ def _fit_knots(positives: np.ndarray, negatives: np.ndarray, low: float) -> tupl
     values = np.concatenate([pos, neg])
     labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
     weights = np.concatenate([np.full(len(pos), 0.5 / len(pos)), np.full(len(neg), 0.5 / len(neg))])
-    centres, levels = isotonic(values, labels, weights)
+    return _weighted_knots(values, labels, weights, low)
+
+
+def _weighted_knots(values: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                    low: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Weighted isotonic knots, anchored at 0 below the data (at most ``low``) and at 1 for 1.0."""
+    centres, levels = isotonic(values, np.asarray(labels, float), weights)
     xs = [min(low, float(centres[0]) - 1e-3)] + list(centres)
     ys = [0.0] + list(levels)
     if xs[-1] < 1.0:
@@ -197,3 +249,30 @@ def _fit_knots(positives: np.ndarray, negatives: np.ndarray, low: float) -> tupl
     xs_arr, ys_arr = np.asarray(xs), np.maximum.accumulate(np.clip(ys, 0, 1))
     keep = np.concatenate([[True], np.diff(xs_arr) > 1e-9])
     return tuple(float(a) for a in xs_arr[keep]), tuple(float(b) for b in ys_arr[keep])
+
+
+def fit_geometric_part(calibration: Calibration, raw: np.ndarray, inliers: np.ndarray, labels: np.ndarray,
+                       verified_inliers: int) -> Calibration:
+    """``calibration`` with a geometric part fitted on pairs (``raw`` cosine, RANSAC ``inliers``,
+    ``labels`` 1 for a copy): isotonic raw -> P(copy) among the pairs with at least
+    ``verified_inliers`` inliers, and among the others. Positives and negatives are weighted 50/50
+    over *all* pairs, so each curve is P(copy | cosine, verification) at even odds, like the
+    cosine curve; the verified curve is at least the refuted one at every cosine."""
+    raw, inliers, labels = np.asarray(raw, float), np.asarray(inliers), np.asarray(labels, bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise CalibrationError("calibration needs positive and negative pairs")
+    weights = np.where(labels, 0.5 / n_pos, 0.5 / n_neg)
+    verified = inliers >= verified_inliers
+    curves = []
+    for part in (verified, ~verified):
+        if not part.any():
+            raise CalibrationError(f"no pair {'reaches' if part is verified else 'misses'} {verified_inliers} inliers")
+        curves.append(_weighted_knots(raw[part], labels[part], weights[part], low=-1.0))
+    (vx, vy), (ux, uy) = curves
+    # the verified curve at least the refuted one: their maximum, on the knots of both
+    knots = np.union1d(vx, ux)
+    vx, vy = tuple(float(x) for x in knots), tuple(float(y) for y in np.maximum(np.interp(knots, vx, vy),
+                                                                                 np.interp(knots, ux, uy)))
+    return replace(calibration, verified_x=vx, verified_y=vy, unverified_x=ux, unverified_y=uy,
+                   verified_inliers=verified_inliers)
