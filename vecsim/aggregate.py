@@ -1,8 +1,9 @@
 """Query aggregation: frame-level hits -> per-asset match lists, segments and ranking.
 
 For each asset and query frame the store gives up to a few candidate frames. Each hit's
-``similarity_score`` is the descriptor's calibration of its cosine, or of its PDQ ``exact_score``
-where that is higher and the query frame's hash is reliable (:meth:`Calibration.score`). Hits of
+``similarity_score`` is the descriptor's calibration of its cosine given its geometric
+verification (where the collection keeps local features), or of its PDQ ``exact_score`` where
+that is higher and the query frame's hash is reliable (:meth:`Calibration.score`). Hits of
 uncommitted generations and below the threshold are dropped. Temporal alignment (:mod:`vecsim.alignment`)
 chains candidates whose times move forward consistently; each query timestamp then gets one
 match per asset (at most once per asset): the candidate on the best chain through it, else its
@@ -22,7 +23,7 @@ ranks. Ties go to more matched frames, then the better ``exact_score``.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from .alignment import Point, find_chains, still_runs
@@ -38,12 +39,19 @@ from .store import AssetRecord, Hit
 TURN_PENALTY = 0.05
 
 
+#: A stored frame: ``(task_id, generation, frame)``.
+FrameKey = tuple[str, str, int]
+
+
 @dataclass(frozen=True)
 class QueryFrame:
     timestamp: float
     pdq: str | tuple[str, ...]  # the frame's PDQ hash, or its 8 dihedral variants (plain first)
     hits: list[Hit]
     pdq_quality: int  # PDQ's 0..100 quality of the frame: below MIN_QUALITY its hash is no evidence
+    #: RANSAC inliers of the hits that were verified geometrically (a hit absent: refuted); None:
+    #: no verification was made (the collection keeps no local features)
+    inliers: Mapping[FrameKey, int] | None = None
 
 
 def merge_hits(variant_hits: Sequence[list[Hit]], turn_penalty: float = TURN_PENALTY) -> list[Hit]:
@@ -85,7 +93,8 @@ def aggregate(
             if record is None or record.generation != hit.generation:
                 continue  # removed, or an add / replace that has not committed
             exact = exact_score(qf.pdq, hit.pdq)
-            sim = calibration.score(hit.raw_score, exact if qf.pdq_quality >= MIN_QUALITY else None)
+            verified = None if qf.inliers is None else qf.inliers.get((hit.task_id, hit.generation, hit.frame), 0)
+            sim = calibration.score(hit.raw_score, exact if qf.pdq_quality >= MIN_QUALITY else None, verified)
             if sim < threshold:
                 continue
             cand = candidates.setdefault(hit.task_id, _Candidate(record))

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from .descriptors import Descriptor, load_descriptor
+from .descriptors import local as local_desc
+from .descriptors.local import FORMAT as LOCAL_FORMAT
 from .descriptors.pdq import hamming, pdq_dihedral_hashes, pdq_hashes
 from .embedding import QUARTER_TURNS, batched, embed_variants  # noqa: F401  (QUARTER_TURNS: re-exported)
 from .env import DEFAULT_URI, default_uri, env_store_options  # noqa: F401 (DEFAULT_URI: re-export)
@@ -111,6 +113,7 @@ class CustomIndex:
         progress: bool | None = None,
         store_options: StoreOptions | None = None,
         store: VectorStore | None = None,
+        local_features: bool = True,
         **legacy_store_options: Any,
     ):
         from vecsim.adapters import default_index, open_store
@@ -134,6 +137,7 @@ class CustomIndex:
             descriptor_version=self.descriptor.version,
             dim=self.descriptor.dim,
             index=wanted or (store.spec.index if store is not None else default_index(self.uri)),
+            local_features=LOCAL_FORMAT if local_features else "",
         )
         if store is None:
             store_options, legacy_store_options = env_store_options(self.uri, store_options, legacy_store_options)
@@ -141,6 +145,10 @@ class CustomIndex:
         self._store: VectorStore = store
         self._lock_scope = lock_scope(self.uri, self._store.collection)
         self._check_spec(self._store.spec, wanted)
+        #: Whether frames carry local features (``CollectionSpec.local_features``, fixed when the
+        #: collection was made), and whether queries verify candidates with them.
+        self._stores_local = self._store.spec.local_features == LOCAL_FORMAT
+        self._verifies = self._stores_local and self.descriptor.calibration.geometric
 
     # The media options, one by one (readable and, validated, settable: older callers do both).
 
@@ -196,12 +204,24 @@ class CustomIndex:
                 f"{stored.descriptor_name} {stored.descriptor_version} ({stored.dim}-d), not "
                 f"{d.name} {d.version} ({d.dim}-d); open it with that descriptor or use a new collection"
             )
+        if stored.local_features not in ("", LOCAL_FORMAT):
+            self._store.close()
+            raise IndexConfigError(
+                f"collection {self._store.collection!r} at {self.uri} stores local features of format "
+                f"{stored.local_features!r}; this vecsim reads {LOCAL_FORMAT!r} (upgrade vecsim)"
+            )
         if wanted is not None and wanted != stored.index:
             self._store.close()
             raise IndexConfigError(
                 f"collection {self._store.collection!r} already exists with index "
                 f"{stored.index.model_dump(mode='json')}; index options only apply when a collection is created"
             )
+
+    @property
+    def verifies(self) -> bool:
+        """Whether queries verify their candidates geometrically: the collection keeps local
+        features and the descriptor's calibration scores verified matches."""
+        return self._verifies
 
     @property
     def store(self) -> ReadOnlyStore:
@@ -214,11 +234,13 @@ class CustomIndex:
     def _open(self, media: MediaInput) -> MediaStream:
         return open_media(media, self.media_options)
 
-    def _embedded_batches(self, stream: MediaStream) -> Iterator[tuple[list[Frame], np.ndarray, list[str]]]:
-        """Decode, embed and hash a stream batch by batch: memory does not grow with its length."""
+    def _embedded_batches(self, stream: MediaStream) -> Iterator[tuple[list[Frame], np.ndarray, list[str], list[bytes]]]:
+        """Decode, embed, hash and (where the collection keeps them) extract the local features of
+        a stream batch by batch: memory does not grow with its length."""
         for batch in batched(stream.frames, self.batch_size):
             images = [f.image for f in batch]
-            yield batch, self.descriptor.embed(images), pdq_hashes(images)
+            local = [local_desc.extract(im) for im in images] if self._stores_local else [b""] * len(images)
+            yield batch, self.descriptor.embed(images), pdq_hashes(images), local
 
     # --- add -----------------------------------------------------------------------------------
 
@@ -267,10 +289,10 @@ class CustomIndex:
         rows = _RowWriter(self._store, task_id, generation, self.dedupe_distance)
         sampled = 0
         try:
-            for batch, vectors, hashes in self._embedded_batches(stream):
+            for batch, vectors, hashes, local in self._embedded_batches(stream):
                 sampled += len(batch)
-                for frame, vector, pdq in zip(batch, vectors, hashes):
-                    rows.add(frame.timestamp, vector, pdq)
+                for frame, vector, pdq, blob in zip(batch, vectors, hashes, local):
+                    rows.add(frame.timestamp, vector, pdq, blob)
             duration = stream.duration or 0.0
             stored = rows.finish(duration)
         except BaseException:
@@ -373,7 +395,8 @@ class CustomIndex:
             raise InvalidRequestError(f"threshold must be in [0, 1], got {threshold}")
         stream = self._open(media)
         turn = stream.media_type == "image" if rotations is None else bool(rotations)
-        frames = search_frames(self._store, self._query_batches(stream, turn), top_k=top_k)
+        floor = self.descriptor.calibration.verify_floor(threshold) if self._verifies else None
+        frames = search_frames(self._store, self._query_batches(stream, turn), top_k=top_k, verify_floor=floor)
         # the duration of a video is known only now, once its frames were read
         output = match_assets(self._store, frames, self.descriptor.calibration, threshold=threshold, top_k=top_k,
                               interval=1.0 / self.fps, query_duration=stream.duration or 0.0)
@@ -388,7 +411,8 @@ class CustomIndex:
         for batch in batched(stream.frames, self.batch_size):
             images = [f.image for f in batch]
             yield QueryBatch([f.timestamp for f in batch], embed_variants(self.descriptor, images, rotations),
-                             pdq_dihedral_hashes(images))
+                             pdq_dihedral_hashes(images),
+                             [local_desc.query_features(im) for im in images] if self._verifies else None)
 
     # --- remove / get / count / info -------------------------------------------------------------
 
@@ -521,14 +545,14 @@ class _RowWriter:
         self.last: FrameRow | None = None
         self.written = 0
 
-    def add(self, timestamp: float, vector: np.ndarray, pdq: str) -> None:
+    def add(self, timestamp: float, vector: np.ndarray, pdq: str, local: bytes = b"") -> None:
         if self.last is not None:
             if self.dedupe is not None and hamming(self.last.pdq, pdq) <= self.dedupe:
                 return  # same picture: the last row's span grows to cover it
             self.last.span_end = timestamp
             self.pending.append(self.last)
         self.last = FrameRow(self.task_id, self.generation, self.written + len(self.pending), timestamp,
-                             timestamp, vector, pdq)
+                             timestamp, vector, pdq, local)
         if len(self.pending) >= WRITE_BATCH:
             self._flush()
 

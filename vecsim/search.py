@@ -6,6 +6,8 @@ so a benchmark measures exactly the query path:
 
 1. :func:`search_frames`: each batch of query frames (:class:`QueryBatch`) searched in the store,
    the hits of a frame's variants merged (:func:`vecsim.aggregate.merge_hits`);
+   and, where the collection keeps local features, the hits verified geometrically
+   (:func:`verify_hits`);
 2. :func:`match_assets`: the hit assets' records read and the frames aggregated per asset
    (:func:`vecsim.aggregate.aggregate`).
 
@@ -20,11 +22,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .aggregate import QueryFrame, aggregate, merge_hits
+from .aggregate import FrameKey, QueryFrame, aggregate, merge_hits
 from .calibration import Calibration
+from .descriptors.local import Keypoints, inliers, unpack
 from .descriptors.pdq import DihedralHash
 from .schema import AssetMatch
-from .store import AssetRecord, StoreReader
+from .store import AssetRecord, Hit, StoreReader
 
 #: Assets fetched per query frame (at least): enough that one asset with many near-identical
 #: frames cannot hide the others (the store returns the best frame of each asset).
@@ -37,26 +40,50 @@ FRAMES_PER_ASSET = 5
 class QueryBatch(NamedTuple):
     """A batch of query frames ready to search: their timestamps, one ``(len(timestamps), dim)``
     array of vectors per variant (the frames as they are first, then e.g. their quarter turns,
-    :func:`vecsim.embedding.embed_variants`), and their dihedral PDQ hashes."""
+    :func:`vecsim.embedding.embed_variants`), their dihedral PDQ hashes, and (to verify the
+    candidates geometrically) their local features (:func:`vecsim.descriptors.local.query_features`)."""
 
     timestamps: Sequence[float]
     variants: Sequence[np.ndarray]
     hashes: Sequence[DihedralHash]
+    local: Sequence[tuple[Keypoints, ...]] | None = None
 
 
-def search_frames(store: StoreReader, batches: Iterable[QueryBatch], *, top_k: int) -> list[QueryFrame]:
+def search_frames(store: StoreReader, batches: Iterable[QueryBatch], *, top_k: int,
+                  verify_floor: float | None = None) -> list[QueryFrame]:
     """Search query frames given in batches; one :class:`~vecsim.aggregate.QueryFrame` per frame,
     in order. A frame's variants are searched together; each indexed frame keeps the best score
     any variant gave it. Batching only saves calls: each query vector gets the same hits as alone.
-    ``top_k`` (the assets the query will return) widens the candidates per frame."""
+    ``top_k`` (the assets the query will return) widens the candidates per frame.
+
+    ``verify_floor``: verify every hit of at least that raw cosine geometrically
+    (:func:`verify_hits`) when the batches carry local features; None: no verification."""
     per_frame = max(2 * top_k, CANDIDATES_PER_FRAME)
     frames: list[QueryFrame] = []
-    for timestamps, variants, hashes in batches:
+    for timestamps, variants, hashes, local in batches:
         n = len(timestamps)
         found = store.search(np.concatenate(variants), limit=per_frame, per_asset=FRAMES_PER_ASSET)
         hits = [merge_hits([found[v * n + i] for v in range(len(variants))]) for i in range(n)]
-        frames += [QueryFrame(t, h.hashes, hs, h.quality) for t, h, hs in zip(timestamps, hashes, hits)]
+        inliers: list[dict[FrameKey, int] | None] = [None] * n
+        if verify_floor is not None and local is not None:
+            inliers = list(verify_hits(store, hits, local, verify_floor))
+        frames += [QueryFrame(t, h.hashes, hs, h.quality, inl)
+                   for t, h, hs, inl in zip(timestamps, hashes, hits, inliers)]
     return frames
+
+
+def verify_hits(store: StoreReader, hits: Sequence[Sequence[Hit]], local: Sequence[tuple[Keypoints, ...]],
+                floor: float) -> list[dict[FrameKey, int]]:
+    """Geometric verification of query frames' hits: for each frame, the RANSAC inliers
+    (:func:`vecsim.descriptors.local.inliers`) of each hit of at least ``floor`` raw cosine
+    against the stored frame's local features, read in one store call. A hit below the floor,
+    or whose frame has no local features, is absent (it counts as not verified)."""
+    keys = sorted({(h.task_id, h.generation, h.frame) for frame_hits in hits for h in frame_hits
+                   if h.raw_score >= floor})
+    stored = {k: unpack(blob) for k, blob in store.local_features(keys).items()} if keys else {}
+    return [{k: inliers(q, stored[k]) for h in frame_hits
+             if (k := (h.task_id, h.generation, h.frame)) in stored and h.raw_score >= floor}
+            for frame_hits, q in zip(hits, local)]
 
 
 def asset_records(store: StoreReader, frames: Iterable[QueryFrame]) -> dict[str, AssetRecord]:
