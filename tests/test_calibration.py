@@ -124,33 +124,47 @@ def _with_geometry(rng: np.random.Generator) -> Calibration:
                               np.where(rng.random(n_like) < 0.01, 12, rng.integers(0, 8, n_like)), np.zeros(n_other, int)])
     labels = np.concatenate([np.ones(n_pos, bool), np.zeros(n_like + n_other, bool)])
     cal = fit_calibration(raw[labels], raw[~labels], "d", "1")
-    return fit_geometric_part(cal, raw.clip(-1, 1), inliers, labels, verified_inliers=10)
+    return fit_geometric_part(cal, raw.clip(-1, 1), inliers, labels, (10,))
 
 
 def test_the_geometric_part_separates_verified_from_refuted_matches_at_the_same_cosine():
     cal = _with_geometry(np.random.default_rng(4))
-    assert cal.geometric and cal.verified_inliers == 10
+    assert cal.geometric and cal.inlier_cuts == (10,)
     assert Calibration.from_json(cal.to_json()) == cal
     grid = np.linspace(-1, 1, 401)
     verified = np.array([cal.score(r, None, 50) for r in grid])
     refuted = np.array([cal.score(r, None, 3) for r in grid])
     for y in (verified, refuted):
-        assert np.all(np.diff(y) >= 0) and y.min() == 0.0 and y[-1] == 1.0
+        assert np.all(np.diff(y) >= 0) and 0.0 <= y.min() and y[-1] == 1.0
+    assert refuted[0] < 0.01  # logistic curves: no copy ever scores at cosine -1 unless verified
     assert np.all(verified >= refuted - 1e-12)  # verification never lowers a score
     assert cal.score(0.6, None, 50) > 0.9 > 0.5 > cal.score(0.6, None, 3)  # a look-alike's cosine
     assert cal.score(0.6, None, None) == pytest.approx(float(cal(0.6)))  # not verified: the cosine curve
     assert cal.verify_floor(0.5) < 0.6 and Calibration.linear("d", "1").verify_floor() == float("inf")
 
 
+def test_three_strata_rise_with_the_inliers():
+    rng = np.random.default_rng(6)
+    raw = np.concatenate([rng.normal(0.75, 0.1, 600), rng.normal(0.55, 0.12, 1500)]).clip(-1, 1)
+    labels = np.arange(2100) < 600
+    inliers = np.where(labels, rng.integers(0, 160, 2100), rng.integers(0, 25, 2100))
+    cal = fit_geometric_part(fit_calibration(raw[labels], raw[~labels], "d", "1"), raw, inliers, labels, (8, 20))
+    assert Calibration.from_json(cal.to_json()) == cal and len(cal.strata_x) == 3
+    for r in np.linspace(-1, 1, 81):
+        assert cal.score(r, None, 3) <= cal.score(r, None, 12) <= cal.score(r, None, 100)
+    with pytest.raises(ValueError, match="one curve per stratum"):
+        Calibration("d", "1", (0.0, 1.0), (0.0, 1.0), inlier_cuts=(8, 20), strata_x=((0.0, 1.0),), strata_y=((0.0, 1.0),))
+
+
 def test_a_geometric_part_needs_both_strata():
     cal = fit_calibration(np.array([0.9, 0.8]), np.array([0.2, 0.3]), "d", "1")
-    with pytest.raises(ValueError, match="inliers"):
-        fit_geometric_part(cal, np.array([0.9, 0.2]), np.array([50, 60]), np.array([True, False]), 10)
+    with pytest.raises(ValueError, match="no pair falls"):
+        fit_geometric_part(cal, np.array([0.9, 0.2]), np.array([50, 60]), np.array([True, False]), (10,))
 
 
 def test_the_default_descriptor_ships_a_geometric_part_stricter_than_its_cosine_curve():
     cal = load_descriptor(None).calibration
-    assert cal.geometric and cal.verified_inliers >= 8
+    assert cal.geometric and min(cal.inlier_cuts) >= 8
     raw = np.linspace(0.3, 0.95, 14)
     assert all(cal.score(r, None, 0) <= cal.score(r, None, 200) for r in raw)
     assert "look-alike" in cal.notes["fitted_on"] or "geometric_part" in cal.notes

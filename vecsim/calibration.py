@@ -18,6 +18,7 @@ it can raise a copy the hash recognises and never lifts an unrelated image.
 
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,29 +45,30 @@ class Calibration:
     notes: dict[str, Any] = field(default_factory=dict)
     exact_x: tuple[float, ...] = ()  # PDQ exact_score knots, increasing (empty: no PDQ part)
     exact_y: tuple[float, ...] = ()  # P(copy) at those knots, non-decreasing, in [0, 1]
-    #: The geometric part (empty: none): raw cosine -> P(copy) for a match whose local features
-    #: agree (at least ``verified_inliers`` RANSAC inliers, :mod:`vecsim.descriptors.local`) ...
-    verified_x: tuple[float, ...] = ()
-    verified_y: tuple[float, ...] = ()
-    #: ... and for one whose local features were compared and do not agree.
-    unverified_x: tuple[float, ...] = ()
-    unverified_y: tuple[float, ...] = ()
-    verified_inliers: int = 0
+    #: The geometric part (empty: none): the inlier counts that cut matches into strata by their
+    #: geometric verification (RANSAC inliers of their local features, :mod:`vecsim.descriptors.local`),
+    #: and for each stratum (fewer inliers than the first cut, up to the second, ..., from the last
+    #: cut on) the knots of its raw cosine -> P(copy) curve.
+    inlier_cuts: tuple[int, ...] = ()
+    strata_x: tuple[tuple[float, ...], ...] = ()
+    strata_y: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
         _check_knots(self.x, self.y)
         if self.exact_x or self.exact_y:
             _check_knots(self.exact_x, self.exact_y)
-        if self.geometric:
-            _check_knots(self.verified_x, self.verified_y)
-            _check_knots(self.unverified_x, self.unverified_y)
-            if self.verified_inliers < 1:
-                raise CalibrationError("a geometric part needs verified_inliers >= 1")
+        if self.inlier_cuts or self.strata_x or self.strata_y:
+            if list(self.inlier_cuts) != sorted(set(self.inlier_cuts)) or min(self.inlier_cuts) < 1:
+                raise CalibrationError("inlier cuts must be distinct, increasing and at least 1")
+            if not len(self.strata_x) == len(self.strata_y) == len(self.inlier_cuts) + 1:
+                raise CalibrationError("a geometric part needs one curve per stratum: one more than its cuts")
+            for xs, ys in zip(self.strata_x, self.strata_y):
+                _check_knots(xs, ys)
 
     @property
     def geometric(self) -> bool:
-        """Whether the calibration has curves for geometrically verified and refuted matches."""
-        return bool(self.verified_x or self.verified_y or self.unverified_x or self.unverified_y)
+        """Whether the calibration scores matches by their geometric verification too."""
+        return bool(self.inlier_cuts)
 
     def __call__(self, raw: np.ndarray | float) -> np.ndarray:
         return np.clip(np.interp(raw, self.x, self.y), 0.0, 1.0)
@@ -76,26 +78,25 @@ class Calibration:
         score where that is higher (``exact=None``: the query hash is unreliable).
 
         ``inliers``: the match's geometric verification (RANSAC inliers of its local features),
-        or None where none was made (the collection stores no local features): then the cosine
-        curve fitted on all pairs, look-alikes included, applies. With it, the curve of verified
-        matches (``inliers >= verified_inliers``) or that of refuted ones."""
+        or None where none was made (the collection keeps no local features): then the cosine
+        curve fitted on all pairs, look-alikes included, applies; with it, the curve of its
+        stratum of inliers."""
         if inliers is None or not self.geometric:
             s = float(self(raw))
-        elif inliers >= self.verified_inliers:
-            s = float(np.interp(raw, self.verified_x, self.verified_y))
         else:
-            s = float(np.interp(raw, self.unverified_x, self.unverified_y))
+            i = bisect.bisect_right(self.inlier_cuts, inliers)
+            s = float(np.interp(raw, self.strata_x[i], self.strata_y[i]))
         if exact is not None and self.exact_x:
             s = max(s, float(np.interp(exact, self.exact_x, self.exact_y)))
         return min(1.0, max(0.0, s))
 
     def verify_floor(self, threshold: float = 0.0) -> float:
-        """The smallest raw cosine at which a verified match can reach ``threshold`` (at least a
-        hundredth): matches below it are not worth a geometric verification."""
+        """The smallest raw cosine at which the best-verified match can reach ``threshold`` (at
+        least a hundredth): matches below it are not worth a geometric verification."""
         if not self.geometric:
             return float("inf")
-        curve = Calibration(self.descriptor_name, self.descriptor_version, self.verified_x, self.verified_y)
-        return curve.inverse(max(0.01, threshold))
+        top = Calibration(self.descriptor_name, self.descriptor_version, self.strata_x[-1], self.strata_y[-1])
+        return top.inverse(max(0.01, threshold))
 
     def inverse(self, score: float) -> float:
         """The smallest raw score whose calibrated value reaches ``score`` (for store-side pruning)."""
@@ -120,9 +121,8 @@ class Calibration:
                 "x": list(self.x),
                 "y": list(self.y),
                 **({"exact": {"x": list(self.exact_x), "y": list(self.exact_y)}} if self.exact_x else {}),
-                **({"geometric": {"inliers": self.verified_inliers,
-                                  "verified": {"x": list(self.verified_x), "y": list(self.verified_y)},
-                                  "unverified": {"x": list(self.unverified_x), "y": list(self.unverified_y)}}}
+                **({"geometric": {"inlier_cuts": list(self.inlier_cuts),
+                                  "strata": [{"x": list(x), "y": list(y)} for x, y in zip(self.strata_x, self.strata_y)]}}
                    if self.geometric else {}),
                 "notes": self.notes,
             },
@@ -142,11 +142,9 @@ class Calibration:
             notes=d.get("notes", {}),
             exact_x=tuple(d.get("exact", {}).get("x", ())),
             exact_y=tuple(d.get("exact", {}).get("y", ())),
-            verified_x=tuple(geo.get("verified", {}).get("x", ())),
-            verified_y=tuple(geo.get("verified", {}).get("y", ())),
-            unverified_x=tuple(geo.get("unverified", {}).get("x", ())),
-            unverified_y=tuple(geo.get("unverified", {}).get("y", ())),
-            verified_inliers=int(geo.get("inliers", 0)),
+            inlier_cuts=tuple(int(c) for c in geo.get("inlier_cuts", ())),
+            strata_x=tuple(tuple(c["x"]) for c in geo.get("strata", ())),
+            strata_y=tuple(tuple(c["y"]) for c in geo.get("strata", ())),
         )
 
     @classmethod
@@ -252,27 +250,69 @@ def _weighted_knots(values: np.ndarray, labels: np.ndarray, weights: np.ndarray,
 
 
 def fit_geometric_part(calibration: Calibration, raw: np.ndarray, inliers: np.ndarray, labels: np.ndarray,
-                       verified_inliers: int) -> Calibration:
+                       inlier_cuts: tuple[int, ...]) -> Calibration:
     """``calibration`` with a geometric part fitted on pairs (``raw`` cosine, RANSAC ``inliers``,
-    ``labels`` 1 for a copy): isotonic raw -> P(copy) among the pairs with at least
-    ``verified_inliers`` inliers, and among the others. Positives and negatives are weighted 50/50
-    over *all* pairs, so each curve is P(copy | cosine, verification) at even odds, like the
-    cosine curve; the verified curve is at least the refuted one at every cosine."""
+    ``labels`` 1 for a copy): raw -> P(copy) within each stratum of inliers that ``inlier_cuts``
+    make, a logistic curve in the cosine (Platt scaling, :func:`_logistic_knots`): a stratum
+    such as "refuted" holds few copies, and isotonic regression would jump to 1 past the last
+    wrong pair it saw. Positives and negatives are weighted 50/50 over *all* pairs, so each curve
+    is P(copy | cosine, verification) at even odds, like the cosine curve; except in a middle
+    stratum (weakly verified: as many chance agreements on texture and look-alikes sharing a
+    building as copies), where they are weighted 50/50 among its own pairs, so that its curve
+    asks the cosine to agree too. Each stratum's curve is at least the one below it at every
+    cosine (more inliers never lower a score)."""
     raw, inliers, labels = np.asarray(raw, float), np.asarray(inliers), np.asarray(labels, bool)
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if n_pos == 0 or n_neg == 0:
         raise CalibrationError("calibration needs positive and negative pairs")
     weights = np.where(labels, 0.5 / n_pos, 0.5 / n_neg)
-    verified = inliers >= verified_inliers
-    curves = []
-    for part in (verified, ~verified):
+    stratum = np.searchsorted(np.asarray(inlier_cuts), inliers, side="right")
+    curves: list[tuple[tuple[float, ...], tuple[float, ...]]] = []
+    for i in range(len(inlier_cuts) + 1):
+        part = stratum == i
         if not part.any():
-            raise CalibrationError(f"no pair {'reaches' if part is verified else 'misses'} {verified_inliers} inliers")
-        curves.append(_weighted_knots(raw[part], labels[part], weights[part], low=-1.0))
-    (vx, vy), (ux, uy) = curves
-    # the verified curve at least the refuted one: their maximum, on the knots of both
-    knots = np.union1d(vx, ux)
-    vx, vy = tuple(float(x) for x in knots), tuple(float(y) for y in np.maximum(np.interp(knots, vx, vy),
-                                                                                 np.interp(knots, ux, uy)))
-    return replace(calibration, verified_x=vx, verified_y=vy, unverified_x=ux, unverified_y=uy,
-                   verified_inliers=verified_inliers)
+            raise CalibrationError(f"no pair falls in inlier stratum {i} of cuts {list(inlier_cuts)}")
+        w = weights[part]
+        if 0 < i < len(inlier_cuts):  # a middle (weak) stratum: even odds among its own pairs
+            pos = labels[part]
+            w = np.where(pos, 0.5 / max(1, pos.sum()), 0.5 / max(1, (~pos).sum()))
+        xs, ys = _logistic_knots(raw[part], labels[part], w)
+        if curves:  # at least the stratum below: their maximum, on the knots of both
+            knots = np.union1d(xs, curves[-1][0])
+            ys = tuple(float(y) for y in np.maximum(np.interp(knots, xs, ys), np.interp(knots, *curves[-1])))
+            xs = tuple(float(x) for x in knots)
+        curves.append((xs, ys))
+    return replace(calibration, inlier_cuts=tuple(int(c) for c in inlier_cuts),
+                   strata_x=tuple(c[0] for c in curves), strata_y=tuple(c[1] for c in curves))
+
+
+#: Knots of a logistic curve: every 0.02 of raw cosine.
+_LOGISTIC_GRID = np.round(np.linspace(-1.0, 1.0, 101), 6)
+#: L2 penalty on the logistic slope (raw cosine units), so that a stratum of nearly only copies
+#: (or only other photos) gets a finite curve.
+LOGISTIC_L2 = 1e-3
+
+
+def _logistic_knots(values: np.ndarray, labels: np.ndarray, weights: np.ndarray
+                    ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Weighted logistic regression of ``labels`` on ``values`` (Newton's method, a small L2
+    penalty on the slope), as knots on :data:`_LOGISTIC_GRID`, anchored at 1 for 1.0."""
+    x, t, w = np.asarray(values, float), np.asarray(labels, float), np.asarray(weights, float)
+    w = w / w.sum()
+    prior = float(np.clip((w * t).sum(), 1e-6, 1 - 1e-6))
+    beta = np.array([np.log(prior / (1 - prior)), 0.0])
+    design = np.stack([np.ones_like(x), x], axis=1)
+    penalty = np.diag([0.0, LOGISTIC_L2])
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-(design @ beta)))
+        grad = design.T @ (w * (p - t)) + penalty @ beta
+        hess = (design * (w * p * (1 - p))[:, None]).T @ design + penalty
+        step = np.linalg.solve(hess + 1e-12 * np.eye(2), grad)
+        beta -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    ys = 1.0 / (1.0 + np.exp(-(beta[0] + beta[1] * _LOGISTIC_GRID)))
+    ys[-1] = 1.0  # the same pixels
+    ys = np.maximum.accumulate(np.clip(ys, 0.0, 1.0))
+    return tuple(float(v) for v in _LOGISTIC_GRID), tuple(float(v) for v in ys)
+
