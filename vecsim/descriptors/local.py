@@ -20,6 +20,7 @@ here is a new format.
 from __future__ import annotations
 
 import struct
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ from PIL import Image
 from ..errors import MissingDependencyError
 
 #: The name of the stored format (``CollectionSpec.local_features``).
-FORMAT = "orb384-v1"
+FORMAT = "orb384-v1"  # the stored blobs; how they are compared (below) may improve without a new format
 #: Long side, in pixels, that a frame is scaled to (up or down) before its keypoints are found:
 #: a copy that was resized then has keypoints at the same scale as its original.
 SIDE = 384
@@ -69,19 +70,30 @@ EMPTY = Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), 
 
 
 def _grey(image: Image.Image) -> np.ndarray:
-    im = image.convert("L")
-    scale = SIDE / max(im.size)
-    size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-    if size != im.size:
-        im = im.resize(size, Image.Resampling.BILINEAR)
-    return np.asarray(im)
+    scale = SIDE / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    im = image if size == image.size else image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.asarray(im.convert("L"))
 
 
 def keypoints(image: Image.Image) -> Keypoints:
     """The ORB keypoints of an image (at most :data:`MAX_KEYPOINTS`, strongest first)."""
-    cv2 = _cv2()
-    orb = cv2.ORB_create(nfeatures=MAX_KEYPOINTS, fastThreshold=10)
-    kps, des = orb.detectAndCompute(_grey(image), None)
+    return _keypoints(_grey(image))
+
+
+_per_thread = threading.local()
+
+
+def _orb():
+    """This thread's ORB detector (made once: making one costs about as much as using it)."""
+    orb = getattr(_per_thread, "orb", None)
+    if orb is None:
+        orb = _per_thread.orb = _cv2().ORB_create(nfeatures=MAX_KEYPOINTS, fastThreshold=10)
+    return orb
+
+
+def _keypoints(grey: np.ndarray) -> Keypoints:
+    kps, des = _orb().detectAndCompute(np.ascontiguousarray(grey), None)
     if des is None or not kps:
         return EMPTY
     pts = np.array([k.pt for k in kps], dtype=np.float32)
@@ -115,7 +127,8 @@ def extract(image: Image.Image) -> bytes:
 def query_features(image: Image.Image) -> tuple[Keypoints, Keypoints]:
     """A query frame's keypoints as it is, and mirrored (ORB is rotation invariant, not mirror
     invariant: a mirrored copy needs the mirrored query)."""
-    return keypoints(image), keypoints(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    grey = _grey(image)
+    return _keypoints(grey), _keypoints(grey[:, ::-1])
 
 
 #: Fewer tentative matches than this cannot define an affine transform worth trusting.
@@ -133,9 +146,27 @@ def _inliers_one(query: Keypoints, stored: Keypoints) -> int:
         return 0
     src = query.points[[m.queryIdx for m in good]]
     dst = stored.points[[m.trainIdx for m in good]]
-    _, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX,
-                                   maxIters=500, confidence=0.99, refineIters=0)
-    return int(mask.sum()) if mask is not None else 0
+    model, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX,
+                                       maxIters=500, confidence=0.99, refineIters=0)
+    if model is None or mask is None or not plausible(model[:, :2]):
+        return 0
+    return int(mask.sum())
+
+
+#: The scale change (each axis) a copy's transform may have, and how unequal its axes may be.
+MAX_SCALE = 8.0
+MAX_ANISOTROPY = 3.0
+
+
+def plausible(linear: np.ndarray) -> bool:
+    """Whether the 2x2 linear part of an affine transform is one an edit makes: no mirror (the
+    mirrored query covers those), a scale between 1/:data:`MAX_SCALE` and :data:`MAX_SCALE`,
+    axes stretched unequally by at most :data:`MAX_ANISOTROPY`. A degenerate transform that
+    squeezes many keypoints into a small patch (repeated texture, text) is not a copy."""
+    if np.linalg.det(linear) <= 0:
+        return False
+    big, small = np.linalg.svd(linear, compute_uv=False)
+    return 1.0 / MAX_SCALE <= small and big <= MAX_SCALE and big <= MAX_ANISOTROPY * small
 
 
 def inliers(query: tuple[Keypoints, ...], stored: bytes | Keypoints) -> int:
