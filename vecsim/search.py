@@ -75,15 +75,30 @@ def search_frames(store: StoreReader, batches: Iterable[QueryBatch], *, top_k: i
 def verify_hits(store: StoreReader, hits: Sequence[Sequence[Hit]], local: Sequence[tuple[Keypoints, ...]],
                 floor: float) -> list[dict[FrameKey, int]]:
     """Geometric verification of query frames' hits: for each frame, the RANSAC inliers
-    (:func:`vecsim.descriptors.local.inliers`) of each hit of at least ``floor`` raw cosine
-    against the stored frame's local features, read in one store call. A hit below the floor,
-    or whose frame has no local features, is absent (it counts as not verified)."""
-    keys = sorted({(h.task_id, h.generation, h.frame) for frame_hits in hits for h in frame_hits
-                   if h.raw_score >= floor})
+    (:func:`vecsim.descriptors.local.inliers`) of the best hits of each asset (at least ``floor``
+    raw cosine, :func:`_to_verify`) against the stored frames' local features, read in one store
+    call. A hit not verified, or whose frame has no local features, is absent (it counts as refuted)."""
+    chosen = [_to_verify(frame_hits, floor) for frame_hits in hits]
+    keys = sorted({k for frame_keys in chosen for k in frame_keys})
     stored = {k: unpack(blob) for k, blob in store.local_features(keys).items()} if keys else {}
-    return [{k: inliers(q, stored[k]) for h in frame_hits
-             if (k := (h.task_id, h.generation, h.frame)) in stored and h.raw_score >= floor}
-            for frame_hits, q in zip(hits, local)]
+    return [{k: inliers(q, stored[k]) for k in frame_keys if k in stored} for frame_keys, q in zip(chosen, local)]
+
+
+#: Hits verified per asset and query frame: its best ones by cosine (the others of a video asset
+#: count as refuted; the best is what a match is made of).
+VERIFY_PER_ASSET = 2
+
+
+def _to_verify(hits: Sequence[Hit], floor: float) -> list[FrameKey]:
+    """The keys of the hits to verify: the :data:`VERIFY_PER_ASSET` best of each asset at or
+    above ``floor`` (``hits`` come best first)."""
+    per_asset: dict[str, int] = {}
+    keys = []
+    for h in hits:
+        if h.raw_score >= floor and per_asset.get(h.task_id, 0) < VERIFY_PER_ASSET:
+            per_asset[h.task_id] = per_asset.get(h.task_id, 0) + 1
+            keys.append((h.task_id, h.generation, h.frame))
+    return keys
 
 
 def asset_records(store: StoreReader, frames: Iterable[QueryFrame]) -> dict[str, AssetRecord]:
