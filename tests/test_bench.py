@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-
+import numpy as np
 import pytest
 
 from vecsim.bench.videos import run_video_bench
@@ -49,9 +49,14 @@ def test_index_store_is_a_read_only_view(tmp_path):
         from vecsim.descriptors.pdq import pdq_dihedral_hashes
         from vecsim.embedding import embed_variants
 
+        from vecsim.descriptors.local import query_features
+
         image = sample_photo("astronaut")
-        batch = QueryBatch([0.0], embed_variants(idx.descriptor, [image], True), pdq_dihedral_hashes([image]))
-        frames = search_frames(store, [batch], top_k=5)
+        batch = QueryBatch([0.0], embed_variants(idx.descriptor, [image], True), pdq_dihedral_hashes([image]),
+                           [query_features(image)])
+        assert idx.verifies
+        frames = search_frames(store, [batch], top_k=5, verify_floor=idx.descriptor.calibration.verify_floor(0.5))
+        assert frames[0].inliers[(added.task_id, record.generation, 0)] >= 100  # verified against itself
         out = match_assets(store, frames, idx.descriptor.calibration, threshold=0.5, top_k=5, interval=1.0,
                            query_duration=0.0)
         assert out == idx.query(image).output and out[0].task_id == added.task_id
@@ -77,6 +82,11 @@ def test_video_bench_end_to_end(tmp_path):
     assert 0.5 < report.segment_ap <= 1 and report.segment_ap_per_edit["excerpt"] > 0.5
     md = report.to_markdown()
     assert "right asset first" in md and "combined" in md and "segment AP" in md
+    # the look-alike case: each video's second half against its first half (here both halves
+    # hold the middle slide, so a segment is right to form; real clips are measured in docs/video.md)
+    la = report.lookalike
+    assert la["queries"] == 2 and all(0.0 <= la[f"{k}@{t}"] <= 1.0 for k in ("segment", "match") for t in (0.5, 0.9))
+    assert la["match@0.9"] <= la["match@0.5"] and "Look-alike case" in md
 
 
 def test_index_bench_on_a_tiny_cached_corpus(tmp_path):
@@ -184,3 +194,28 @@ def test_corpus_is_reproducible_without_a_cache(tmp_path):
     assert (a.query_vectors == b.query_vectors).all() and (a.query_vectors_turned == b.query_vectors_turned).all()
     assert a.query_vectors_turned.shape == (2, 2 * 14, desc.dim)
     assert sorted(set(a.query_ref.tolist())) == [-1, 0]
+
+
+def test_lookalike_and_precision_by_kind_count_each_kind_of_wrong_answer():
+    from types import SimpleNamespace
+
+    from vecsim.bench.images import lookalike_report, precision_by_kind
+
+    corpus = SimpleNamespace(
+        query_edit=["identity", "blur_2", "identity", "video_lookalike"],
+        query_ref=np.array([0, 0, -1, -1]),
+        query_lookalikes=["ref1", "ref1", "ref0 ref1", "vref0"],
+    )
+    preds = [(0, "ref0", 0.99), (0, "ref1", 0.6), (0, "ref2", 0.95),  # a copy: right, a look-alike, another copy
+             (1, "ref0", 0.8),
+             (2, "ref0", 0.4), (2, "dis3", 0.92),  # an upload of another photo: a look-alike, an unrelated image
+             (3, "vref0", 0.97)]
+    la = lookalike_report(preds, corpus)
+    assert la["photos"]["pairs"] == 4 and la["photos"]["0.5"] == 0.25 and la["photos"]["0.9"] == 0.0
+    assert la["photos, unedited"]["pairs"] == 3 and la["video frames"] == {"pairs": 1, **{
+        str(t): 1.0 for t in (0.5, 0.7, 0.8, 0.9, 0.95)}}
+    at_05 = precision_by_kind(preds, corpus, 0.5)
+    assert at_05 == {"vs copies of other photos": 2 / 3, "vs look-alikes": 2 / 4, "vs unrelated images": 2 / 3}
+    assert precision_by_kind(preds, corpus, 0.99) == {"vs copies of other photos": 1.0, "vs look-alikes": 1.0,
+                                                      "vs unrelated images": 1.0}
+

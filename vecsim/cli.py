@@ -71,12 +71,14 @@ def _main(
     state.store_options = {k: v for k, v in given.items() if v is not None}
 
 
-def _open(index_type: str | None = None, index_params: list[str] | None = None, dedupe: int | None = None):
+def _open(index_type: str | None = None, index_params: list[str] | None = None, dedupe: int | None = None,
+          local_features: bool = True):
     from .index import CustomIndex
 
     params = parse_param_pairs(index_params or [])
     return CustomIndex(state.index, collection=state.collection, index=index_type, index_params=params or None,
-                       media=MediaOptions(fps=state.fps, dedupe_distance=dedupe), descriptor=state.descriptor, **state.store_options)
+                       media=MediaOptions(fps=state.fps, dedupe_distance=dedupe), descriptor=state.descriptor,
+                       local_features=local_features, **state.store_options)
 
 
 def _emit(obj: dict) -> None:
@@ -107,6 +109,8 @@ def add(
     index_type: Annotated[Optional[str], typer.Option(help=f"{INDEX_TYPE_HELP} (used when the collection is created).")] = None,
     index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE index parameter, repeatable.")] = None,
     dedupe: Annotated[Optional[int], typer.Option(min=0, max=MAX_DEDUPE_DISTANCE, help="Merge consecutive video frames within this many PDQ bits.")] = None,
+    local_features: Annotated[bool, typer.Option(help="Keep each frame's local features (about 5.8 KB) so that "
+                              "queries verify candidates geometrically (used when the collection is created).")] = True,
 ) -> None:
     """Add images and videos; prints one JSON line per added file: {"task_id", "source"}."""
     from .media import expand_sources
@@ -119,7 +123,7 @@ def add(
         raise VecsimError(f"--task-id names one file, but {len(sources)} files were given")
     if not sources:
         raise VecsimError("no image files found in the given paths")
-    with _open(index_type, index_param, dedupe) as index:
+    with _open(index_type, index_param, dedupe, local_features) as index:
         result = index.add_many(sources, metadata=meta, task_ids=[task_id] if task_id else None, replace=replace)
     for a in result.added:
         _emit({"task_id": a.task_id, "source": a.source})
@@ -223,6 +227,8 @@ def bench_images(
     distractors: Annotated[Optional[Path], typer.Option(help="Folder of more distractor photos (indexed).")] = None,
     videos: Annotated[Optional[Path], typer.Option(help="Folder of videos: 1 fps frames for the extra distractors.")] = None,
     extra_distractors: Annotated[int, typer.Option(help="Extra distractor vectors: video frames and random crops.")] = 0,
+    lookalike_videos: Annotated[Optional[Path], typer.Option(help="Folder of videos whose shots give the look-alike "
+                                "frames (another moment of the same shot; default: --videos).")] = None,
     references: Annotated[Optional[int], typer.Option(help="Photos of FOLDER used as references (default half).")] = None,
     families: Annotated[Optional[list[str]], typer.Option("--family", help="Optional edit family, repeatable: "
                         "overlay, pad, flip, perspective, screenshot, pip.")] = None,
@@ -234,6 +240,10 @@ def bench_images(
     index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, repeatable.")] = None,
     e2e_queries: Annotated[int, typer.Option(help="End-to-end image queries timed.")] = 50,
     rotations: Annotated[bool, typer.Option(help="Search each query image's quarter turns too, as query() does.")] = True,
+    local_features: Annotated[bool, typer.Option(help="Store local features and verify candidates geometrically, "
+                              "as a collection does by default.")] = True,
+    calibration: Annotated[Optional[Path], typer.Option(help="A calibration JSON to score with instead of the "
+                           "descriptor's (e.g. an earlier one, for before / after).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """DISC21-style benchmark: Recall@1, recall at 1 % flagged, micro-AP, recall at 90 % precision
@@ -245,11 +255,13 @@ def bench_images(
 
     skip = frozenset(exclude.read_text().split()) if exclude else frozenset()
     report = run_image_bench(
-        folder, distractors, videos=videos, extra_distractors=extra_distractors, references=references,
+        folder, distractors, videos=videos, lookalike_videos=lookalike_videos, extra_distractors=extra_distractors,
+        references=references,
         families=families, exclude=skip, descriptor=state.descriptor, uri=state.index,
         collection=state.collection if state.index else "bench_images", index=index_type,
         index_params=parse_param_pairs(index_param or []) or None, cache_dir=cache, e2e_queries=e2e_queries,
-        rotations=rotations, seed=seed, progress=lambda m: typer.echo(m, err=True), **(state.store_options if state.index else {}),
+        rotations=rotations, local_features=local_features, calibration=calibration, seed=seed,
+        progress=lambda m: typer.echo(m, err=True), **(state.store_options if state.index else {}),
     )
     stem = f"image-bench-{report.index['type']}"
     md, js = write_report(report, out, stem)

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..descriptors import Descriptor, load_descriptor
+from ..descriptors.local import FORMAT as LOCAL_FORMAT
+from ..descriptors.local import unpack
 from ..descriptors.pdq import DihedralHash
 from ..edits import standard_edits
 from ..errors import IndexConfigError, InvalidRequestError
@@ -114,29 +116,35 @@ def load_corpus_into(store: VectorStore, corpus: Corpus, progress: Callable[[str
     made_for = f"{store.spec.descriptor_name}/{store.spec.descriptor_version}"
     if made_for != corpus.descriptor:
         raise InvalidRequestError(f"store: the corpus was made with {corpus.descriptor}, the collection uses {made_for}")
-    def rows(task_id: str, vectors: np.ndarray, hashes: list[str]) -> list[FrameRow]:
-        return [FrameRow(task_id, GENERATION, i, float(i), float(i + 1), v, h)
-                for i, (v, h) in enumerate(zip(vectors, hashes))]
+    keep_local = bool(store.spec.local_features)
+
+    def rows(task_id: str, vectors: np.ndarray, hashes: list[str], local: list[bytes]) -> list[FrameRow]:
+        return [FrameRow(task_id, GENERATION, i, float(i), float(i + 1), v, h, b if keep_local else b"")
+                for i, (v, h, b) in enumerate(zip(vectors, hashes, local))]
 
     pending: list[FrameRow] = []
     records: list[AssetRecord] = []
 
-    def asset(task_id: str, vectors: np.ndarray, hashes: list[str], media_type: str) -> None:
-        pending.extend(rows(task_id, vectors, hashes))
+    def asset(task_id: str, vectors: np.ndarray, hashes: list[str], local: list[bytes], media_type: str) -> None:
+        pending.extend(rows(task_id, vectors, hashes, local))
         records.append(AssetRecord(task_id, GENERATION, media_type, task_id,
                                    0.0 if media_type == "image" else float(len(vectors)), len(vectors)))
         while len(pending) >= WRITE_BATCH:
             store.insert_frames(pending[:WRITE_BATCH])
             del pending[:WRITE_BATCH]
 
-    for i in range(len(corpus.ref_vectors)):
-        asset(f"ref{i}", corpus.ref_vectors[i : i + 1], corpus.ref_pdq[i : i + 1], "image")
-    for i in range(len(corpus.image_distractor_vectors)):
-        asset(f"dis{i}", corpus.image_distractor_vectors[i : i + 1], corpus.image_distractor_pdq[i : i + 1], "image")
+    for prefix, vectors, hashes, local in (
+        ("ref", corpus.ref_vectors, corpus.ref_pdq, corpus.ref_local),
+        ("dis", corpus.image_distractor_vectors, corpus.image_distractor_pdq, corpus.image_distractor_local),
+        ("vref", corpus.vref_vectors, corpus.vref_pdq, corpus.vref_local),
+    ):
+        for i in range(len(vectors)):
+            asset(f"{prefix}{i}", vectors[i : i + 1], hashes[i : i + 1], local[i : i + 1], "image")
     groups = corpus.frame_group
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
-        asset(f"frames{g}", corpus.frame_vectors[idx], [corpus.frame_pdq[j] for j in idx], "video")
+        asset(f"frames{g}", corpus.frame_vectors[idx], [corpus.frame_pdq[j] for j in idx],
+              [corpus.frame_local[j] for j in idx], "video")
     if pending:
         store.insert_frames(pending)
     progress(f"committing {len(records)} assets")
@@ -162,21 +170,25 @@ def open_bench_index(
     index: IndexConfig,
     collection: str,
     descriptor: str | Descriptor | None = None,
+    local_features: bool = True,
     progress: Callable[[str], None] = lambda _: None,
     **store_options: Any,
 ) -> Iterator[tuple[CustomIndex, Loaded]]:
     """A :class:`~vecsim.CustomIndex` on a fresh collection holding the corpus (for its queries and
     read-only ``store``), and what loading it took. The corpus is bulk-written into a store opened
     with ``vecsim.adapters.open_store`` (:func:`load_corpus_into`), which the index owns (and
-    closes), and the engine's index is built."""
+    closes), and the engine's index is built. ``local_features``: store the frames' local
+    features, so that queries verify their candidates geometrically (as a collection made by
+    ``CustomIndex`` does by default)."""
     from vecsim.adapters import open_store
 
     from ..index import CustomIndex
 
     desc = load_descriptor(descriptor)
-    spec = CollectionSpec(descriptor_name=desc.name, descriptor_version=desc.version, dim=desc.dim, index=index)
+    spec = CollectionSpec(descriptor_name=desc.name, descriptor_version=desc.version, dim=desc.dim, index=index,
+                          local_features=LOCAL_FORMAT if local_features else "")
     store = open_store(uri, collection, spec, **store_options)
-    with CustomIndex(store=store, descriptor=desc, index=index) as idx:  # checks the spec, closes the store
+    with CustomIndex(store=store, descriptor=desc, index=index, local_features=local_features) as idx:  # checks the spec, closes the store
         progress(f"loading {corpus.vectors_indexed} vectors into {store.engine} {index.type}")
         t = time.perf_counter()
         assets = load_corpus_into(store, corpus, progress)
@@ -192,17 +204,22 @@ def query_batches(corpus: Corpus, *, rotations: bool = True, chunk: int = 256) -
     hashes = [DihedralHash(tuple(pdq), int(quality)) for pdq, quality in zip(corpus.query_pdq, corpus.query_pdq_quality)]
     for i in range(0, len(corpus.query_vectors), chunk):
         part = hashes[i : i + chunk]
-        yield QueryBatch([0.0] * len(part), [v[i : i + chunk] for v in variants], part)
+        blobs = corpus.query_local[2 * i : 2 * (i + len(part))]
+        local = [(unpack(blobs[k]), unpack(blobs[k + 1])) for k in range(0, len(blobs), 2)]
+        yield QueryBatch([0.0] * len(part), [v[i : i + chunk] for v in variants], part, local)
 
 
 def search_queries(idx: CustomIndex, corpus: Corpus, top_k: int = 5, chunk: int = 256, rotations: bool = True
                    ) -> list[list[Any]]:
     """Every corpus query through the query path of ``CustomIndex.query`` for an image (the image
     and its quarter turns searched, per-asset aggregation, threshold 0, ``top_k`` assets), fed the
-    cached query descriptors (``rotations=False``: the image alone, as ``query(..., rotations=False)``).
+    cached query descriptors (``rotations=False``: the image alone, as ``query(..., rotations=False)``)
+    and, where the collection keeps local features, verified geometrically as ``query`` does.
     Searches are batched for speed, which gives each query vector the same hits as alone; each
     query is aggregated on its own (the asset records are read once for all)."""
-    frames = search_frames(idx.store, query_batches(corpus, rotations=rotations, chunk=chunk), top_k=top_k)
+    floor = idx.descriptor.calibration.verify_floor() if idx.verifies else None
+    frames = search_frames(idx.store, query_batches(corpus, rotations=rotations, chunk=chunk), top_k=top_k,
+                           verify_floor=floor)
     records = asset_records(idx.store, frames)
     return [match_assets(idx.store, [qf], idx.descriptor.calibration, threshold=0.0, top_k=top_k,
                          interval=1.0 / idx.fps, query_duration=0.0, records=records)

@@ -14,6 +14,10 @@ of the best segment of the true asset, and the VSC2022 matching-track segment AP
 with the segment's score; the ground truth is the query's true range on the true asset), over
 all queries and per edit.
 
+A look-alike case (:func:`run_lookalike_case`): the second half of every reference queried
+against an index of the first halves (the same place, other moments), where any segment is a
+false positive.
+
 Two steps: :func:`run_video_queries` indexes the references and queries every edited excerpt
 (through ``CustomIndex.add`` / ``query``, so ingest and query speed are measured too);
 :func:`score_video_run` scores what came back.
@@ -61,6 +65,9 @@ class VideoBenchReport:
     query_ms_median: float
     segment_ap: float = 0.0  # VSC2022 matching-track segment AP over all queries
     segment_ap_per_edit: dict[str, float] = field(default_factory=dict)
+    #: the look-alike case (:func:`run_lookalike_case`): queries, and the share that formed a
+    #: segment / returned a match at each threshold
+    lookalike: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_markdown(self) -> str:
@@ -82,6 +89,12 @@ class VideoBenchReport:
             f"- best segment boundary error: median {self.boundary_error_s_median:.2f} s, max {self.boundary_error_s_max:.2f} s",
             f"- ingest {self.ingest_x_realtime:.1f}x real time; query median {self.query_ms_median:.0f} ms",
         ]
+        if self.lookalike:
+            la = self.lookalike
+            lines += ["", f"Look-alike case: {la['queries']:.0f} videos, each one's second half queried against an "
+                      "index of the first halves (the same place, other moments; not a copy):", ""] + table(
+                ["threshold", "queries with a segment", "queries with any match"],
+                [(t, f"{la[f'segment@{t}']:.3f}", f"{la[f'match@{t}']:.3f}") for t in LOOKALIKE_THRESHOLDS])
         return "\n".join(lines)
 
 
@@ -202,6 +215,45 @@ def score_video_run(run: VideoRun) -> VideoBenchReport:
     )
 
 
+LOOKALIKE_THRESHOLDS = (0.5, 0.9)
+#: Videos shorter than this have no two halves worth comparing.
+LOOKALIKE_MIN_SECONDS = 4.0
+
+
+def run_lookalike_case(refs: list[Path], out_dir: Path, *, uri: str, collection: str, index: str = "FLAT",
+                       index_params: dict[str, Any] | None = None, descriptor: str | Descriptor | None = None,
+                       **store_options: Any) -> dict[str, float]:
+    """Different moments of the same place: the first half of every reference (at least
+    :data:`LOOKALIKE_MIN_SECONDS` long) is indexed in its own collection, and its second half
+    queried. Nothing of the second half is in the index, so any segment or match is a false
+    positive: the share of queries that formed a segment, and that returned any match, at each
+    of :data:`LOOKALIKE_THRESHOLDS`."""
+    import av
+
+    from ..index import CustomIndex
+    from ..video_edits import VideoEdit, apply_edit
+
+    halves = []
+    for i, ref in enumerate(refs):
+        with av.open(str(ref)) as c:
+            duration = (c.duration or 0) / 1e6
+        if duration >= LOOKALIKE_MIN_SECONDS:
+            mid = round(duration / 2, 2)
+            halves.append((apply_edit(ref, out_dir / f"{i}_first.mp4", VideoEdit("first_half", 0.0, mid)),
+                           apply_edit(ref, out_dir / f"{i}_second.mp4", VideoEdit("second_half", mid, None))))
+    if not halves:
+        return {}
+    out: dict[str, float] = {"queries": float(len(halves))}
+    with CustomIndex(uri, collection=collection, index=index, index_params=index_params, descriptor=descriptor,
+                     **store_options) as idx:
+        idx.add_many([first for first, _ in halves])
+        for t in LOOKALIKE_THRESHOLDS:
+            results = [idx.query(second, threshold=t) for _, second in halves]
+            out[f"segment@{t}"] = sum(any(a.segments for a in r.output) for r in results) / len(halves)
+            out[f"match@{t}"] = sum(bool(r.output) for r in results) / len(halves)
+    return out
+
+
 def run_video_bench(folder: str | Path, *, uri: str | None = None, exclude: list[str] | None = None,
                     index: str = "FLAT", index_params: dict[str, Any] | None = None,
                     descriptor: str | Descriptor | None = None, collection: str = "video_bench",
@@ -216,4 +268,9 @@ def run_video_bench(folder: str | Path, *, uri: str | None = None, exclude: list
         queries = make_queries(refs, tmpdir)
         run = run_video_queries(refs, queries, uri=uri or str(tmpdir / "bench.db"), collection=collection,
                                 index=index, index_params=index_params, descriptor=descriptor, **store_options)
-    return score_video_run(run)
+        lookalike = run_lookalike_case(refs, tmpdir, uri=uri or str(tmpdir / "bench.db"),
+                                       collection=f"{collection}_lookalike", index=index, index_params=index_params,
+                                       descriptor=descriptor, **store_options)
+    report = score_video_run(run)
+    report.lookalike = lookalike
+    return report
