@@ -468,6 +468,8 @@ class CustomIndex:
             index=spec.index.model_dump(mode="json"),
             assets=assets,
             frames=frames,
+            local_features=spec.local_features,
+            verification=self._verifies,
         )
 
     # --- helpers -------------------------------------------------------------------------------

@@ -115,3 +115,7 @@ class IndexInfo(_Model):
     index: dict[str, Any]
     assets: int
     frames: int
+    #: the format of the local features each frame keeps ("" for none: the collection was made
+    #: with ``local_features=False`` or by vecsim < 0.3), and whether queries verify with them
+    local_features: str = ""
+    verification: bool = False
