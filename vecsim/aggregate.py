@@ -3,7 +3,9 @@
 For each asset and query frame the store gives up to a few candidate frames. Each hit's
 ``similarity_score`` is the descriptor's calibration of its cosine given its geometric
 verification (where the collection keeps local features), or of its PDQ ``exact_score`` where
-that is higher and the query frame's hash is reliable (:meth:`Calibration.score`). Hits of
+that is higher and the query frame's hash is reliable (:meth:`Calibration.score`). Once one hit
+of an asset is verified as the same picture, the asset's other hits may also go by their cosine
+alone (:func:`_verified_assets`). Hits of
 uncommitted generations and below the threshold are dropped. Temporal alignment (:mod:`vecsim.alignment`)
 chains candidates whose times move forward consistently; each query timestamp then gets one
 match per asset (at most once per asset): the candidate on the best chain through it, else its
@@ -87,14 +89,18 @@ def aggregate(
     query_duration: float,
 ) -> list[AssetMatch]:
     candidates: dict[str, _Candidate] = {}
+    same_picture = _verified_assets(frames, calibration)
     for qf in frames:
         for hit in qf.hits:
             record = records.get(hit.task_id)
             if record is None or record.generation != hit.generation:
                 continue  # removed, or an add / replace that has not committed
             exact = exact_score(qf.pdq, hit.pdq)
-            verified = None if qf.inliers is None else qf.inliers.get((hit.task_id, hit.generation, hit.frame), 0)
-            sim = calibration.score(hit.raw_score, exact if qf.pdq_quality >= MIN_QUALITY else None, verified)
+            inliers = None if qf.inliers is None else qf.inliers.get((hit.task_id, hit.generation, hit.frame), 0)
+            witness = exact if qf.pdq_quality >= MIN_QUALITY else None
+            sim = calibration.score(hit.raw_score, witness, inliers)
+            if hit.task_id in same_picture:  # its footage is verified: each second may go by its cosine
+                sim = max(sim, calibration.score(hit.raw_score, witness))
             if sim < threshold:
                 continue
             cand = candidates.setdefault(hit.task_id, _Candidate(record))
@@ -103,6 +109,17 @@ def aggregate(
     results = [_asset_result(c, n_query, interval, query_duration) for c in candidates.values()]
     results.sort(key=lambda a: (a.score, len(a.matches), max(m.exact_score for m in a.matches)), reverse=True)
     return results[:top_k]
+
+
+def _verified_assets(frames: Sequence[QueryFrame], calibration: Calibration) -> set[str]:
+    """The assets that at least one query frame verified as the same picture (the top stratum of
+    inliers). Verification is evidence about the asset: once some second of a video query lines
+    up with it, its other seconds (moving content a fraction of a second off, a crop that kept
+    few keypoints) are scored by their cosine, the curve fitted for collections without keypoints."""
+    if not calibration.geometric:
+        return set()
+    line = calibration.inlier_cuts[-1]
+    return {key[0] for qf in frames if qf.inliers for key, n in qf.inliers.items() if n >= line}
 
 
 def _match_time(q: float, hit: Hit, offset: float | None, interval: float) -> float:
