@@ -4,8 +4,8 @@ For each asset and query frame the store gives up to a few candidate frames. Eac
 ``similarity_score`` is the descriptor's calibration of its cosine given its geometric
 verification (where the collection keeps local features), or of its PDQ ``exact_score`` where
 that is higher and the query frame's hash is reliable (:meth:`Calibration.score`). Once one hit
-of an asset is verified as the same picture, the asset's other hits may also go by their cosine
-alone (:func:`_verified_assets`). Hits of
+of an asset is verified as the same picture, the asset's other hits count as at least weakly
+verified (:func:`_verified_assets`). Hits of
 uncommitted generations and below the threshold are dropped. Temporal alignment (:mod:`vecsim.alignment`)
 chains candidates whose times move forward consistently; each query timestamp then gets one
 match per asset (at most once per asset): the candidate on the best chain through it, else its
@@ -99,8 +99,8 @@ def aggregate(
             inliers = None if qf.inliers is None else qf.inliers.get((hit.task_id, hit.generation, hit.frame), 0)
             witness = exact if qf.pdq_quality >= MIN_QUALITY else None
             sim = calibration.score(hit.raw_score, witness, inliers)
-            if hit.task_id in same_picture:  # its footage is verified: each second may go by its cosine
-                sim = max(sim, calibration.score(hit.raw_score, witness))
+            if hit.task_id in same_picture:  # its footage is verified: each second counts as weakly verified
+                sim = max(sim, calibration.score(hit.raw_score, witness, calibration.inlier_cuts[0]))
             if sim < threshold:
                 continue
             cand = candidates.setdefault(hit.task_id, _Candidate(record))
@@ -115,7 +115,7 @@ def _verified_assets(frames: Sequence[QueryFrame], calibration: Calibration) -> 
     """The assets that at least one query frame verified as the same picture (the top stratum of
     inliers). Verification is evidence about the asset: once some second of a video query lines
     up with it, its other seconds (moving content a fraction of a second off, a crop that kept
-    few keypoints) are scored by their cosine, the curve fitted for collections without keypoints."""
+    few keypoints) count as at least weakly verified (the middle stratum's curve of their cosine)."""
     if not calibration.geometric:
         return set()
     line = calibration.inlier_cuts[-1]
