@@ -27,7 +27,7 @@ from .aio import AsyncCustomIndex
 from .index_config import FlatIndex, HnswIndex, IvfFlatIndex, IvfPqIndex, IvfSq8Index, parse_index_config
 from .schema import AddManyResult, AddResult, AssetInfo, AssetMatch, IndexInfo, Match, QueryResult, RemoveResult
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "AddManyResult", "AddResult", "AssetInfo", "AssetMatch", "AsyncCustomIndex", "CalibrationError",

@@ -79,6 +79,11 @@ class CustomIndex:
     presentation time) up to ``max_duration`` seconds; with ``dedupe_distance`` set, a frame within
     that many PDQ bits of the previous kept frame is not stored, and the kept frame covers its time.
 
+    ``local_features`` (applies when the collection is created): keep each frame's keypoints
+    (:mod:`vecsim.descriptors.local`, about 5 KB a frame) so that queries verify their candidates
+    geometrically, and a different photo of the same kind of thing does not score as a copy
+    (docs/calibration.md). ``False`` makes a collection without them, scored by the cosine alone.
+
     A new local path is created on the embedded default engine, Qdrant Edge, with an HNSW index
     (``vecsim.adapters.default_index``); a path holding a Milvus Lite index of an earlier version
     keeps opening as Milvus Lite (``milvus-lite:PATH`` creates a new one).
@@ -387,7 +392,10 @@ class CustomIndex:
 
         ``rotations``: also search each query frame turned a quarter left and right, keeping the
         best score per indexed frame, so a copy turned by 90 degrees is found. It triples the
-        embedding work, so the default (``None``) does it for image queries only."""
+        embedding work, so the default (``None``) does it for image queries only.
+
+        Where the collection keeps keypoints (:attr:`verifies`), the best candidates of each query
+        frame are verified geometrically before they are scored."""
         if top_k < 1:
             raise InvalidRequestError(f"top_k must be at least 1, got {top_k}")
         threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
