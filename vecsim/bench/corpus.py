@@ -314,9 +314,10 @@ def _embed_queries(descriptor: Descriptor, images: Iterator[Image.Image], total:
 
 
 def _key(descriptor: Descriptor, split: BenchSplit, videos: Path | None, extra_distractors: int,
-         families: list[str] | None, seed: int, lookalike_videos: Path | None = None) -> str:
+         families: list[str] | None, seed: int, lookalike_videos: Path | None = None,
+         shot_lookalikes: bool = True) -> str:
     return json.dumps({
-        "lookalike_videos": [p.name for p in list_videos(lookalike_videos or videos)],
+        "lookalike_videos": [p.name for p in list_videos(lookalike_videos or videos)] if shot_lookalikes else [],
         "format": FORMAT, "descriptor": f"{descriptor.name}/{descriptor.version}",
         "references": [p.name for p in split.references], "non_matching": [p.name for p in split.non_matching],
         "distractors": [p.name for p in split.distractors], "videos": [p.name for p in list_videos(videos)],
@@ -400,13 +401,15 @@ def build_corpus(
     seed: int = 0,
     cache_dir: Path | None = None,
     lookalike_videos: Path | None = None,
+    shot_lookalikes: bool = True,
     progress: Callable[[str], None] = lambda _: None,
 ) -> Corpus:
     refs = [load_rgb(p) for p in split.references]
     ref_vectors, ref_pdq, ref_local = _embed_all(descriptor, iter(refs), len(refs), "references")
     dis_vectors, dis_pdq, dis_local = _embed_all(descriptor, (load_rgb(p) for p in split.distractors),
                                                  len(split.distractors), "distractor images")
-    shots = video_lookalikes(descriptor, lookalike_videos or videos, videos if extra_distractors > 0 else None)
+    shots = (video_lookalikes(descriptor, lookalike_videos or videos, videos if extra_distractors > 0 else None)
+             if shot_lookalikes else ShotLookalikes([], [], [], [], []))
     v_vectors, v_pdq, v_local = _embed_all(descriptor, iter(shots.indexed), len(shots.indexed), "shot frames")
 
     copy_edits, other_edits = select_edits(families, seed), select_edits(families, seed + 1)
@@ -448,7 +451,7 @@ def build_corpus(
                                                              progress=progress)
     return Corpus(
         descriptor=f"{descriptor.name}/{descriptor.version}",
-        key=_key(descriptor, split, videos, extra_distractors, families, seed, lookalike_videos),
+        key=_key(descriptor, split, videos, extra_distractors, families, seed, lookalike_videos, shot_lookalikes),
         ref_names=[p.name for p in split.references], ref_vectors=ref_vectors, ref_pdq=ref_pdq,
         image_distractor_vectors=dis_vectors, image_distractor_pdq=dis_pdq,
         frame_vectors=f_vectors, frame_pdq=f_pdq, frame_group=groups,
@@ -462,18 +465,19 @@ def build_corpus(
 
 def load_or_build_corpus(descriptor: Descriptor, split: BenchSplit, cache_dir: Path | None, *,
                          videos: Path | None = None, extra_distractors: int = 0, families: list[str] | None = None,
-                         seed: int = 0, lookalike_videos: Path | None = None,
+                         seed: int = 0, lookalike_videos: Path | None = None, shot_lookalikes: bool = True,
                          progress: Callable[[str], None] = lambda _: None) -> Corpus:
     """The corpus from ``cache_dir`` if one was built from the same inputs, else built (and saved
     there unless ``cache_dir`` is None). ``lookalike_videos``: the clips whose shots give the
-    look-alike frames (default: ``videos``)."""
+    look-alike frames (default: ``videos``); ``shot_lookalikes=False``: none."""
     path = _cache_path(cache_dir, "corpus", descriptor, _key(descriptor, split, videos, extra_distractors,
-                                                             families, seed, lookalike_videos))
+                                                             families, seed, lookalike_videos, shot_lookalikes))
     if path is not None and path.exists():
         progress(f"descriptor corpus from {path}")
         return Corpus.load(path)
     corpus = build_corpus(descriptor, split, videos=videos, extra_distractors=extra_distractors, families=families,
-                          seed=seed, cache_dir=cache_dir, lookalike_videos=lookalike_videos, progress=progress)
+                          seed=seed, cache_dir=cache_dir, lookalike_videos=lookalike_videos,
+                          shot_lookalikes=shot_lookalikes, progress=progress)
     if path is not None:
         corpus.save(path)
         progress(f"descriptor corpus saved to {path}")
@@ -488,4 +492,4 @@ def index_bench_corpus(descriptor: Descriptor, references: Path, distractors: Pa
     split = split_folder(references, distractors, references=len(list_images(references)), non_matching=0, seed=seed)
     extra = max(0, target_vectors - len(split.references) - len(split.distractors))
     return load_or_build_corpus(descriptor, split, cache_dir, videos=videos, extra_distractors=extra, seed=seed,
-                                progress=progress)
+                                shot_lookalikes=False, progress=progress)
