@@ -1,18 +1,25 @@
 """Fit the score calibration of a descriptor on benchmark pairs, reproducibly.
 
-    python scripts/fit_calibration.py ../shared/data/photos/photo ../shared/data/photos/astro
+    python scripts/fit_calibration.py ../shared/data/photos/photo ../shared/data/photos/astro \
+        --videos clips-fit --extra-distractors 10000 --all-references
 
-Pairs come from the image benchmark's own query path (:mod:`vecsim.bench.index`,
-:mod:`vecsim.search`): the photos the descriptor was *trained* on (its ``*.training-files.txt``;
-all photos for a descriptor without one) are split into references and non-matching photos, the
-distractor folder is indexed too,
-and every reference and non-matching photo is queried under the 14 standard edits, in a FLAT
-index, with the raw cosine as score. Positives: each copy query's score for its original.
-Negatives: every other asset a query returned (its top 5), i.e. exactly what a threshold must
-reject. Isotonic regression, positives and negatives weighted 50/50, gives raw cosine ->
-P(copy). The same pairs' PDQ ``exact_score`` (queries whose hash is reliable) give the PDQ part
-(:func:`vecsim.calibration.fit_exact_part`). The benchmark then reports precision and recall at
-fixed thresholds on photos the fit never saw (docs/calibration.md). The file goes to vecsim/descriptors/data/.
+(the shipped one: docs/calibration.md says which five clips ``clips-fit`` holds). Pairs come
+from the image benchmark's own query path (:mod:`vecsim.bench.index`, :mod:`vecsim.search`): the
+photos the descriptor was *trained* on (its ``*.training-files.txt``; all photos for a
+descriptor without one) are the references (``--all-references``; else half of them, the other
+half non-matching photos), the distractor folder and ``--extra-distractors`` frames are indexed
+too, and every reference (and non-matching photo) is queried under the 14 standard edits, plus
+the look-alike seconds of the ``--videos`` clips' shots, in a FLAT index.
+
+- The cosine curve: positives are each copy query's raw cosine for its original, negatives every
+  other asset a query returned (its top 5: look-alikes among them), isotonic regression with
+  positives and negatives weighted 50/50. The PDQ part: the same pairs' ``exact_score``
+  (queries whose hash is reliable), :func:`vecsim.calibration.fit_exact_part`.
+- The geometric part: every hit a query verifies by its keypoints (raw cosine, RANSAC inliers),
+  three strata cut by :func:`strata_cuts`, :func:`vecsim.calibration.fit_geometric_part`.
+
+The benchmark then reports precision and recall at fixed thresholds on the photos and clips the
+fit never saw (docs/calibration.md). The file goes to vecsim/descriptors/data/.
 """
 
 from __future__ import annotations
