@@ -98,6 +98,22 @@ def local_keys(keys: Iterable[tuple[str, str, int]]) -> dict[str, tuple[str, str
     return out
 
 
+def read_local(wanted: dict[str, tuple[str, str, int]], fetch: Callable[[list[str]], Iterable[tuple[Any, Any]]],
+               batch: int) -> dict[tuple[str, str, int], bytes]:
+    """The ``local_features`` answer of a store that reads by id: ``wanted`` maps each id to its
+    frame key (:func:`local_keys`), ``fetch(ids)`` gives ``(id, stored local value)`` pairs for a
+    batch of at most ``batch`` ids; rows without local features are left out."""
+    out: dict[tuple[str, str, int], bytes] = {}
+    ids = list(wanted)
+    for i in range(0, len(ids), batch):
+        for found, stored in fetch(ids[i : i + batch]):
+            key = wanted.get(str(found))
+            local = decode_local(stored, str(found))
+            if key is not None and local:
+                out[key] = local
+    return out
+
+
 def batched(items: Sequence[T], size_of: Callable[[T], int], max_items: int, max_bytes: int) -> Iterator[list[T]]:
     """``items`` in consecutive batches of at most ``max_items`` and about ``max_bytes`` (as
     ``size_of`` estimates each; an item larger than that goes alone)."""

@@ -63,16 +63,17 @@ from ._common import (
     MILVUS_COLLECTION_NAME,
     as_vector,
     asset_record,
+    batched,
     check_collection_name,
     check_local,
     closed_error,
-    decode_local,
     encode_local,
     engine_errors,
     frame_key,
     frame_payload,
     hit_from,
     local_keys,
+    read_local,
     scan_generations,
     stored_frames,
 )
@@ -532,21 +533,13 @@ class MilvusStore:
         wanted = local_keys(keys)
         if not wanted:
             return {}
-        out: dict[tuple[str, str, int], bytes] = {}
         with engine_errors("read of local features", self):
             client = self._client  # a closed store raises, even where there is no such field
             if not self.spec.local_features:  # created without the field: nothing is stored
                 return {}
-            pks = list(wanted)
-            for i in range(0, len(pks), LOCAL_BATCH):
-                rows = client.get(self.collection, ids=pks[i : i + LOCAL_BATCH], output_fields=["pk", LOCAL_FIELD],
-                                  consistency_level=self._level(self.collection))
-                for row in rows:
-                    key = wanted.get(row.get("pk"))
-                    local = decode_local(row.get(LOCAL_FIELD), row.get("pk"))
-                    if key is not None and local:
-                        out[key] = local
-        return out
+            level = self._level(self.collection)
+            return read_local(wanted, lambda pks: ((row.get("pk"), row.get(LOCAL_FIELD)) for row in client.get(
+                self.collection, ids=pks, output_fields=["pk", LOCAL_FIELD], consistency_level=level)), LOCAL_BATCH)
 
     def generations(self) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
         fields = ["task_id", "generation"]
@@ -658,18 +651,7 @@ def _request_batches(rows: list[dict[str, Any]], size_of: Callable[[dict[str, An
                      max_rows: int | None = None) -> Iterator[list[dict[str, Any]]]:
     """Rows (asset rows by default) in requests of at most ``max_rows`` rows (default
     ``ASSET_BATCH``) and about ``REQUEST_BYTES`` (a row larger than that goes alone)."""
-    max_rows = max_rows or ASSET_BATCH
-    batch: list[dict[str, Any]] = []
-    size = 0
-    for row in rows:
-        n = size_of(row)
-        if batch and (len(batch) >= max_rows or size + n > REQUEST_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(row)
-        size += n
-    if batch:
-        yield batch
+    return batched(rows, size_of, max_rows or ASSET_BATCH, REQUEST_BYTES)
 
 
 def _group_hits(hits: Any, limit: int, per_asset: int) -> list[Hit]:

@@ -45,7 +45,6 @@ from ._common import (
     check_collection_name,
     check_local,
     closed_error,
-    decode_local,
     encode_local,
     engine_errors,
     frame_key,
@@ -57,6 +56,7 @@ from ._common import (
     pq_compression,
     qdrant_layout,
     qdrant_search_params,
+    read_local,
     scan_generations,
     stored_frames,
 )
@@ -328,21 +328,12 @@ class QdrantStore:
         wanted = {point_id(k): key for k, key in local_keys(keys).items()}
         if not wanted:
             return {}
-        out: dict[tuple[str, str, int], bytes] = {}
         with engine_errors("read of local features", self):
             client = self._client  # a closed store raises, even where nothing is stored
             if not self.spec.local_features:  # created without them: nothing is stored
                 return {}
-            ids = list(wanted)
-            for i in range(0, len(ids), LOCAL_BATCH):
-                points = client.retrieve(self.collection, ids[i : i + LOCAL_BATCH], with_payload=[LOCAL_FIELD],
-                                         with_vectors=False)
-                for p in points:
-                    key = wanted.get(str(p.id))
-                    local = decode_local((p.payload or {}).get(LOCAL_FIELD), str(p.id))
-                    if key is not None and local:
-                        out[key] = local
-        return out
+            return read_local(wanted, lambda ids: ((p.id, (p.payload or {}).get(LOCAL_FIELD)) for p in client.retrieve(
+                self.collection, ids, with_payload=[LOCAL_FIELD], with_vectors=False)), LOCAL_BATCH)
 
     def build_index(self, timeout: float = 3600.0) -> None:
         if self.engine == "qdrant-local":

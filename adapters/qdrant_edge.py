@@ -101,7 +101,6 @@ from ._common import (  # same point ids, encodings and index mapping as the ser
     check_collection_name,
     check_local,
     closed_error,
-    decode_local,
     encode_local,
     engine_errors,
     frame_key,
@@ -112,6 +111,7 @@ from ._common import (  # same point ids, encodings and index mapping as the ser
     point_id,
     qdrant_layout,
     qdrant_search_params,
+    read_local,
     scan_generations,
     stored_frames,
 )
@@ -547,20 +547,13 @@ class QdrantEdgeStore:
         wanted = {point_id(k): key for k, key in local_keys(keys).items()}
         if not wanted:
             return {}
-        out: dict[tuple[str, str, int], bytes] = {}
         with engine_errors("read of local features", self):
             shard = self._shard("_frames")  # a closed store raises, even where nothing is stored
             if not self.spec.local_features:  # created without them: nothing is stored
                 return {}
-            ids = list(wanted)
-            for i in range(0, len(ids), LOCAL_BATCH):
-                points = shard.retrieve(ids[i : i + LOCAL_BATCH], PayloadSelector.Include([LOCAL_FIELD]), False)
-                for p in points:
-                    key = wanted.get(str(p.id))
-                    local = decode_local((p.payload or {}).get(LOCAL_FIELD), str(p.id))
-                    if key is not None and local:
-                        out[key] = local
-        return out
+            selector = PayloadSelector.Include([LOCAL_FIELD])
+            return read_local(wanted, lambda ids: ((p.id, (p.payload or {}).get(LOCAL_FIELD))
+                                                   for p in shard.retrieve(ids, selector, False)), LOCAL_BATCH)
 
     def count(self) -> tuple[int, int]:
         from qdrant_edge import CountRequest
