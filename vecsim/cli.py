@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(no_args_is_help=True, help="Measure detection quality and speed.")
 app.add_typer(bench_app, name="bench")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of the HTTP service's projects (vecsim serve).")
+app.add_typer(keys_app, name="keys")
 
 
 class _State:
@@ -376,6 +378,104 @@ def bench_scale(
     md, js = write_report(report, out, "scale-bench")
     typer.echo(report.to_markdown())
     typer.echo(f"\nwrote {md} and {js}", err=True)
+
+
+# --- the HTTP service --------------------------------------------------------------------------------
+
+ConfigOption = Annotated[Optional[Path], typer.Option(
+    "--config", envvar="VECSIM_CONFIG", help="Settings file (TOML; docs/service.md lists every setting).")]
+DataDirOption = Annotated[Optional[Path], typer.Option(
+    "--data-dir", help="The service's folder: keys, task queue, spooled uploads (default ./vecsim-service).")]
+
+
+def _server_settings(config: Path | None, **overrides):
+    try:
+        from .server.settings import ServerSettings
+    except ImportError as exc:
+        raise _missing_serve(exc) from None
+    return ServerSettings.load(config, **overrides)
+
+
+def _missing_serve(exc: ImportError):
+    from .errors import MissingDependencyError
+
+    return MissingDependencyError(f"the service needs the serve extra ({exc.name or exc} is missing): "
+                                  "pip install 'vecsim[serve]'")
+
+
+@app.command()
+def serve(
+    index: Annotated[Optional[str], typer.Option("--index", help="Index URI (as for every command; default: the "
+                                                 "global --index, $VECSIM_INDEX, or ./vecsim.db).")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Bind address (default 127.0.0.1: this machine only).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="TCP port (default 8000; 0 picks a free one).")] = None,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    workers: Annotated[Optional[int], typer.Option(
+        help="Task worker threads (default 1; 0: accept tasks, leave them to other replicas).")] = None,
+    queue: Annotated[Optional[str], typer.Option(
+        help='Task queue: "sqlite" (default, in --data-dir) or redis://host:port/0 (several replicas).')] = None,
+) -> None:
+    """Run the custom-search HTTP service (docs/service.md). Create a key first: vecsim keys create --project NAME."""
+    settings = _server_settings(config, index=index or state.index, host=host, port=port, data_dir=data_dir,
+                                workers=workers, queue=queue, collection=state.collection
+                                if state.collection != "vecsim" else None)
+    try:
+        import uvicorn
+
+        from .server import create_app
+        from .server.observability import configure_logging
+    except ImportError as exc:
+        raise _missing_serve(exc) from None
+    configure_logging(settings.log_level)
+    typer.echo(f"vecsim: serving {settings.index} on http://{settings.host}:{settings.port} "
+               f"(data in {settings.data_dir})", err=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+                access_log=False, timeout_graceful_shutdown=int(settings.request_timeout_s), server_header=False)
+
+
+@keys_app.command("create")
+def keys_create(
+    project: Annotated[str, typer.Option("--project", help="The project (tenant) the key works for.")],
+    label: Annotated[str, typer.Option(help="A note to tell keys apart in `vecsim keys list`.")] = "",
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create an API key (printed once: only its hash is stored)."""
+    from .server.keys import KeyStore
+
+    settings = _server_settings(config, data_dir=data_dir)
+    new = KeyStore(Path(settings.data_dir) / "keys.sqlite").create(project, label)
+    _emit({"key": new.key, "id": new.info.id, "project": new.info.project, "label": new.info.label})
+    typer.echo("vecsim: store this key now; it is not shown again", err=True)
+
+
+@keys_app.command("list")
+def keys_list(
+    project: Annotated[Optional[str], typer.Option("--project", help="Only this project's keys.")] = None,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """List keys (ids, projects, labels, whether revoked; never the keys)."""
+    from .server.keys import KeyStore
+
+    settings = _server_settings(config, data_dir=data_dir)
+    for k in KeyStore(Path(settings.data_dir) / "keys.sqlite").list(project):
+        _emit({"id": k.id, "project": k.project, "label": k.label, "created": k.created, "revoked": k.revoked})
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from `vecsim keys list`).")],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Revoke a key: requests with it answer 401 from now on."""
+    from .server.keys import KeyStore
+
+    settings = _server_settings(config, data_dir=data_dir)
+    k = KeyStore(Path(settings.data_dir) / "keys.sqlite").revoke(key_id)
+    _emit({"id": k.id, "project": k.project, "revoked": k.revoked})
 
 
 def main() -> None:

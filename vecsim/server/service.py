@@ -1,0 +1,170 @@
+"""The service's one connection to the SDK: the shared :class:`~vecsim.CustomIndex`, loaded once
+(model and store), and add / query / remove for a project through ``index.for_project(project)``.
+Sync endpoints and async task workers both call here; there is no second copy of the logic.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import timing
+from ..errors import TaskNotFoundError, VecsimError
+from ..index import CustomIndex
+from ..media import MediaOptions
+from ..schema import AddResult, QueryResult, RemoveResult
+from .errors import ServiceError
+from .settings import ServerSettings
+
+log = logging.getLogger("vecsim.server")
+
+
+class _NamedFile:
+    """An uploaded file, read from the spool folder, that results name by its upload name."""
+
+    def __init__(self, path: Path, name: str):
+        self._f = open(path, "rb")
+        self.name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._f, attr)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class Service:
+    """Loads the index in the background (``/readyz`` says when it is ready) and runs calls."""
+
+    def __init__(self, settings: ServerSettings, media: MediaOptions):
+        self.settings = settings
+        self.media = media
+        self.index: CustomIndex | None = None
+        self.error: str | None = None
+        self._loaded = threading.Event()
+        self.spool_dir = Path(settings.data_dir) / "spool"
+        #: Called with ``{stage: seconds}`` after each add and query (the metrics).
+        self.on_stages: Any = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Open the index (the model and the store); run on a thread at start-up."""
+        start = time.monotonic()
+        try:
+            self.index = CustomIndex(self.settings.index, collection=self.settings.collection, media=self.media,
+                                     progress=False)
+            log.info("index %s loaded in %.1f s (%s)", self.settings.index, time.monotonic() - start,
+                     self.index.store.engine)
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz and the log
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("the index %s could not be opened", self.settings.index)
+        finally:
+            self._loaded.set()
+
+    @property
+    def ready(self) -> bool:
+        return self.index is not None
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        self._loaded.wait(timeout)
+        return self.ready
+
+    def close(self) -> None:
+        if self.index is not None:
+            self.index.close()
+            self.index = None
+
+    def for_project(self, project: str) -> CustomIndex:
+        if self.index is None:
+            raise ServiceError(503, "not_ready", "the service is still loading its model and store"
+                               if self.error is None else "the service could not open its index", {"Retry-After": "5"})
+        return self.index.for_project(project)
+
+    # --- the three operations ----------------------------------------------------------------------
+
+    def _media(self, media: dict[str, Any]) -> Any:
+        if "url" in media:
+            return media["url"]
+        path = Path(media["spool"])
+        if not path.exists():
+            raise ServiceError(500, "internal_error", f"the upload of {media.get('filename')!r} is no longer on disk")
+        return _NamedFile(path, media.get("filename") or "upload")
+
+    def _timed(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, its stage times (:mod:`vecsim.timing`) passed to ``on_stages``."""
+        with timing.collect() as stages:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                if self.on_stages is not None:
+                    self.on_stages(dict(stages))
+
+    def add(self, project: str, media: dict[str, Any], metadata: dict[str, Any] | None, task_id: str | None) -> AddResult:
+        index = self.for_project(project)
+        handle = self._media(media)
+        try:
+            return self._timed(index.add, handle, metadata=metadata, task_id=task_id)
+        finally:
+            _close(handle)
+
+    def query(self, project: str, media: dict[str, Any], top_k: int | None, threshold: float | None) -> QueryResult:
+        index = self.for_project(project)
+        handle = self._media(media)
+        kwargs: dict[str, Any] = {"threshold": threshold}
+        if top_k is not None:
+            kwargs["top_k"] = top_k
+        try:
+            return self._timed(index.query, handle, **kwargs)
+        finally:
+            _close(handle)
+
+    def remove(self, project: str, task_id: str) -> RemoveResult:
+        return self.for_project(project).remove(task_id)
+
+    def recovered_add(self, project: str, task_id: str, source: str) -> AddResult | None:
+        """The result of an add that a killed worker committed before it could record it (a task
+        run a second time finds its asset already there), or None where it is not there."""
+        try:
+            info = self.for_project(project).get(task_id)
+        except TaskNotFoundError:
+            return None
+        n = len(info.frames)
+        return AddResult(task_id=task_id, source=info.source or source, media_type=info.media_type,
+                         duration=info.duration, frames=n, stored_frames=n)
+
+    def exists(self, project: str, task_id: str) -> bool:
+        try:
+            self.for_project(project).get(task_id)
+        except TaskNotFoundError:
+            return False
+        return True
+
+    def count(self, project: str) -> int:
+        return self.for_project(project).count()
+
+
+def _close(handle: Any) -> None:
+    close = getattr(handle, "close", None)
+    if close is not None:
+        try:
+            close()
+        except OSError:
+            pass
+
+
+def remove_quietly(path: str | os.PathLike | None) -> None:
+    if path:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not delete spooled upload %s: %s", path, exc)
+
+
+__all__ = ["Service", "VecsimError"]
