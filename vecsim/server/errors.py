@@ -43,7 +43,7 @@ ERROR_MAP: list[tuple[type[BaseException], int, str]] = [
 
 #: Every code the service may answer with, and its HTTP status (docs/service.md lists them).
 CODES: dict[str, int] = {code: status for _, status, code in ERROR_MAP} | {
-    "unauthorized": 401, "not_found": 404, "method_not_allowed": 405, "request_too_large": 413,
+    "url_not_allowed": 400, "unsupported_media_type": 415, "unauthorized": 401, "not_found": 404, "method_not_allowed": 405, "request_too_large": 413,
     "rate_limited": 429, "queue_full": 429, "timeout": 504, "not_ready": 503, "task_in_progress": 409,
     "internal_error": 500,
 }

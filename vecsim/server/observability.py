@@ -132,5 +132,6 @@ def configure_logging(level: str) -> None:
     for name in ("vecsim", "huey", "uvicorn.error"):
         lg = logging.getLogger(name)
         lg.handlers[:] = [handler]
-        lg.setLevel(level.upper())
+        # huey logs every task at info: only its warnings (vecsim logs what matters about tasks)
+        lg.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())) if name == "huey" else level.upper())
         lg.propagate = False

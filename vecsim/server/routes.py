@@ -71,7 +71,6 @@ def _errors(*codes: str) -> dict[int | str, dict[str, Any]]:
 MEDIA_ERRORS = ("invalid_request", "empty_media", "unsupported_media", "unsupported_media_type", "corrupt_media",
                 "media_too_large", "request_too_large", "url_not_allowed", "url_not_found", "url_fetch_failed",
                 "bad_media", "not_ready", "store_unavailable", "store_error")
-CODES.setdefault("unsupported_media_type", 415)
 SYNC_ERRORS = (*MEDIA_ERRORS, "timeout")
 ASYNC_ERRORS = (*MEDIA_ERRORS, "queue_full", "task_in_progress")
 

@@ -55,6 +55,8 @@ class ServerSettings(BaseSettings):
     # --- limits ----------------------------------------------------------------------------------
     max_upload_bytes: int = Field(512 * 1024**2, ge=1, description="largest request body (413 above)")
     max_url_bytes: int = Field(512 * 1024**2, ge=1, description="largest download of a url input")
+    url_timeout_s: float = Field(10.0, gt=0, description="connect and per-read time-out of a url download")
+    url_deadline_s: float = Field(120.0, gt=0, description="longest a whole url download may take")
     max_pixels: int | None = Field(None, ge=1, description="the SDK's max_pixels (None: its default)")
     max_duration: float | None = Field(None, gt=0, description="the SDK's max_duration in seconds")
     rate_limit_per_s: float = Field(20.0, gt=0, description="requests per second per project (429 above)")
