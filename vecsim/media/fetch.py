@@ -404,10 +404,13 @@ def _exchange(target: _Target, method: str, body: bytes | None, headers: Mapping
         sock.settimeout(budget.timeout(policy.read_timeout))
         conn.request(method, target.path, body=body,
                      headers={"Host": target.host_header, **wanted, "Connection": "close"})
-        return conn.getresponse()
+        resp = conn.getresponse()
     except BaseException:
         conn.close()
         raise
+    conn.sock = None  # the response owns the connection now: closing it closes the socket
+    sock.close()
+    return resp
 
 
 # --- the public calls ---------------------------------------------------------------------------
