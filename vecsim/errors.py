@@ -43,6 +43,16 @@ class MediaFetchError(MediaError):
     """A URL that could not be fetched (network error, time-out, HTTP error)."""
 
 
+class UrlNotAllowedError(MediaFetchError):
+    """A URL refused by the URL policy (:class:`~vecsim.media.fetch.UrlPolicy`), before any
+    request is sent to the refused place: a scheme other than http(s), credentials in the URL,
+    or a host that resolves to an address the policy blocks (loopback, private, link-local, ...),
+    at the first hop or at any redirect. ``code`` is ``"url_not_allowed"``, stable for a service
+    to answer with (HTTP 400). The reason names the kind of address, never a resolved address."""
+
+    code = "url_not_allowed"
+
+
 # --- index -------------------------------------------------------------------------------------
 
 

@@ -90,7 +90,7 @@ def decode_image(media: MediaInput, options: MediaOptions | None = None, **overr
 
 def _open_url(url: str, options: MediaOptions) -> MediaStream:
     """Fetch a URL into a temporary file and open that; the file is deleted once the frames are read."""
-    tmp = download(url)
+    tmp = download(url, policy=options.url_policy)
     try:
         inner = open_media(tmp, options)
     except MediaError as exc:

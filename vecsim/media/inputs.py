@@ -2,7 +2,7 @@
 and errors (:func:`describe`), folders expanded to files, and URLs downloaded.
 
 Accepted inputs: a path (``str`` / ``os.PathLike``), an ``http(s)://`` URL (fetched into a
-temporary file, at most ``max_bytes``, within :data:`URL_DEADLINE_S`), raw ``bytes``, a binary
+temporary file under a :class:`~vecsim.media.fetch.UrlPolicy`), raw ``bytes``, a binary
 file object, or a ``PIL.Image.Image``. Directories are expanded by :func:`expand_sources`.
 """
 
@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import io
 import os
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO, Union
 
 from PIL import Image
 
-from ..errors import EmptyMediaError, MediaFetchError, MediaNotFoundError, MediaTooLargeError, UnsupportedMediaError
+from ..errors import EmptyMediaError, MediaNotFoundError, UnsupportedMediaError
+from .fetch import CHUNK as _CHUNK
+# The default URL limits live with UrlPolicy; imported here too, where they always were.
+from .fetch import DEFAULT_MAX_BYTES, URL_DEADLINE_S, URL_TIMEOUT_S, UrlPolicy, open_url  # noqa: F401
 
 MediaInput = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image]
 
@@ -26,15 +28,6 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts",
                               ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv"})
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-
-#: Largest download for a URL input.
-DEFAULT_MAX_BYTES = 2 * 1024**3
-#: How long to wait for the server on each connect / read ...
-URL_TIMEOUT_S = 30.0
-#: ... and for the whole download: a server that trickles bytes cannot hold an add forever.
-URL_DEADLINE_S = 120.0
-#: Bytes asked for per read of a download.
-_CHUNK = 1 << 20
 
 
 def describe(media: MediaInput) -> str:
@@ -124,104 +117,41 @@ def open_target(media: MediaInput, source: str):
     return io.BytesIO(data)
 
 
-def download(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+def download(url: str, *, max_bytes: int | None = None, policy: UrlPolicy | None = None) -> str:
     """Fetch ``url`` into a temporary file (``vecsim-url-*``) and return its path; the caller
     deletes it. Every failure is a typed error naming the URL, and no temporary file is left.
 
-    - redirects are followed only to ``http(s)://`` (never ``file://``, ``ftp://``, ...);
-    - an HTML page (``Content-Type: text/html``) is :class:`UnsupportedMediaError`;
+    ``policy`` (default :meth:`UrlPolicy.permissive`; :func:`~vecsim.media.open_media` passes
+    ``MediaOptions.url_policy``) says which addresses may be reached and every limit;
+    ``max_bytes``, when given, replaces the policy's. The fetch itself is
+    :func:`vecsim.media.fetch.open_url`:
+
+    - only ``http(s)://``, at the first hop and at every redirect (at most ``max_redirects``),
+      each hop's host resolved, checked and connected to by address;
     - a ``Content-Length`` that is not a number is ignored (the byte limit is enforced while
       reading); one over ``max_bytes`` is refused before reading; a body shorter than its
       ``Content-Length`` is :class:`MediaFetchError`; one longer is read only up to it (HTTP
       says the rest is not part of the response), and a cut image or video then fails to decode;
-    - the whole download must end within :data:`URL_DEADLINE_S` seconds (each socket read
-      within :data:`URL_TIMEOUT_S`), else :class:`MediaFetchError`.
-    """
-    import http.client
-    import tempfile
-    import urllib.error
-    import urllib.request
+    - each connect / read waits at most the policy's time-outs, the whole download its
+      ``deadline``, else :class:`MediaFetchError`.
 
-    deadline = time.monotonic() + URL_DEADLINE_S
-    opener = urllib.request.build_opener(_HttpOnlyRedirects(url))
+    An HTML page (``Content-Type: text/html``) is :class:`UnsupportedMediaError`.
+    """
+    import tempfile
+
+    policy = policy or UrlPolicy.permissive()
+    if max_bytes is not None:
+        policy = policy.replace(max_bytes=max_bytes)
     fd, tmp = tempfile.mkstemp(prefix="vecsim-url-")
     try:
-        with os.fdopen(fd, "wb") as out, opener.open(url, timeout=min(URL_TIMEOUT_S, URL_DEADLINE_S)) as resp:
-            kind = (resp.headers.get_content_type() or "").lower()
+        with os.fdopen(fd, "wb") as out, open_url(url, policy) as resp:
+            kind = resp.content_type
             if kind in ("text/html", "application/xhtml+xml"):
-                raise UnsupportedMediaError(url, f"the server sent an HTML page ({kind}), not an image or a video")
-            length = _content_length(resp.headers.get("Content-Length"))
-            if length is not None and length > max_bytes:
-                raise MediaTooLargeError(url, f"{length:,} bytes is over the download limit of {max_bytes:,}")
-            sock = _socket_of(resp)
-            total = 0
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise MediaFetchError(url, f"download not finished within {URL_DEADLINE_S:g} s "
-                                               f"({total:,} bytes received)")
-                if sock is not None:
-                    sock.settimeout(min(URL_TIMEOUT_S, left))
-                chunk = resp.read1(_CHUNK)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > max_bytes:
-                    raise MediaTooLargeError(url, f"more than the download limit of {max_bytes:,} bytes")
+                raise UnsupportedMediaError(resp.source, f"the server sent an HTML page ({kind}), "
+                                                         "not an image or a video")
+            for chunk in resp.chunks(_CHUNK):
                 out.write(chunk)
-            if length is not None and total < length:
-                raise MediaFetchError(url, f"the connection closed after {total:,} of {length:,} bytes")
-    except BaseException as exc:
+    except BaseException:
         os.unlink(tmp)
-        if isinstance(exc, (MediaFetchError, MediaTooLargeError, UnsupportedMediaError)):
-            raise
-        if isinstance(exc, urllib.error.HTTPError):
-            error = MediaNotFoundError if exc.code in (404, 410) else MediaFetchError
-            raise error(url, f"HTTP {exc.code} {exc.reason}") from None
-        if isinstance(exc, http.client.IncompleteRead):
-            raise MediaFetchError(url, f"the connection closed early ({len(exc.partial):,} bytes received, "
-                                       f"{exc.expected:,} more expected)") from None
-        if isinstance(exc, (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError, ValueError)):
-            if isinstance(exc, TimeoutError) and time.monotonic() >= deadline:
-                raise MediaFetchError(url, f"download not finished within {URL_DEADLINE_S:g} s") from None
-            raise MediaFetchError(url, f"cannot fetch: {getattr(exc, 'reason', exc)}") from None
         raise
     return tmp
-
-
-def _content_length(value: str | None) -> int | None:
-    """The ``Content-Length`` header as a number, or None when absent or not a number."""
-    try:
-        length = int(value) if value is not None else None
-    except ValueError:
-        return None
-    return length if length is not None and length >= 0 else None
-
-
-def _socket_of(resp):
-    """The socket under an HTTP response (to bound each read by the deadline), where reachable."""
-    raw = getattr(getattr(resp, "fp", None), "raw", None)
-    sock = getattr(raw, "_sock", None)
-    return sock if hasattr(sock, "settimeout") else None
-
-
-def _HttpOnlyRedirects(url: str):
-    import urllib.request
-
-    import urllib.parse
-
-    class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-        """Follow a redirect only to another http(s) URL (urllib would also follow ``ftp://``)."""
-
-        def http_error_302(self, req, fp, code, msg, headers):
-            target = headers.get("location") or headers.get("uri")
-            if target:
-                target = urllib.parse.urljoin(req.full_url, target)
-                if urllib.parse.urlparse(target).scheme.lower() not in ("http", "https"):
-                    fp.close()
-                    raise MediaFetchError(url, f"redirected to {target!r}, which is not an http(s) URL: refused")
-            return super().http_error_302(req, fp, code, msg, headers)
-
-        http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
-
-    return HttpOnlyRedirects()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CorruptMediaError, InvalidRequestError, MediaTooLargeError
+from .fetch import UrlPolicy
 
 DEFAULT_FPS = 1.0
 DEFAULT_MAX_DURATION = 4 * 3600.0
@@ -31,7 +32,11 @@ class MediaOptions:
     - ``max_pixels``: largest image / video frame (width x height), checked from the header
       before any pixel is decoded (decompression bombs);
     - ``dedupe_distance``: when adding, a frame within this many PDQ bits of the previous kept
-      frame is not stored (the kept frame covers its time); ``None`` keeps every sampled frame.
+      frame is not stored (the kept frame covers its time); ``None`` keeps every sampled frame;
+    - ``url_policy``: how URL inputs are fetched (:class:`~vecsim.media.fetch.UrlPolicy`: which
+      addresses may be reached, redirects, bytes, time-outs). The default,
+      ``UrlPolicy.permissive()``, checks no address (a library user fetches what they ask for);
+      a service fetching URLs its users name passes ``UrlPolicy.strict()``.
 
     A bad value raises :class:`~vecsim.errors.InvalidRequestError` naming the field.
     ``options.replace(fps=2)`` gives a copy with some fields changed (validated again).
@@ -41,6 +46,7 @@ class MediaOptions:
     max_duration: float = DEFAULT_MAX_DURATION
     max_pixels: int = DEFAULT_MAX_PIXELS
     dedupe_distance: int | None = None
+    url_policy: UrlPolicy = field(default_factory=UrlPolicy.permissive)
 
     def __post_init__(self) -> None:
         fps = _number("fps", self.fps)
@@ -58,6 +64,8 @@ class MediaOptions:
             if not 0 <= dedupe <= MAX_DEDUPE_DISTANCE:
                 raise InvalidRequestError(
                     f"dedupe_distance must be in 0..{MAX_DEDUPE_DISTANCE} PDQ bits, got {self.dedupe_distance}")
+        if not isinstance(self.url_policy, UrlPolicy):
+            raise InvalidRequestError(f"url_policy must be a UrlPolicy, got {type(self.url_policy).__name__}")
         object.__setattr__(self, "fps", fps)
         object.__setattr__(self, "max_duration", max_duration)
         object.__setattr__(self, "max_pixels", max_pixels)
