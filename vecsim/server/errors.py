@@ -7,11 +7,6 @@ from __future__ import annotations
 
 from .. import errors as E
 
-try:  # the URL policy's refusal (vecsim.errors.UrlNotAllowedError where this vecsim has it)
-    _URL_NOT_ALLOWED: tuple[type, ...] = (E.UrlNotAllowedError,)  # type: ignore[attr-defined]
-except AttributeError:  # pragma: no cover
-    _URL_NOT_ALLOWED = ()
-
 
 class ServiceError(Exception):
     """An error the service raises itself: HTTP ``status``, a stable ``code``, a message and
@@ -24,7 +19,7 @@ class ServiceError(Exception):
 
 #: (vecsim error class, HTTP status, code), most specific first.
 ERROR_MAP: list[tuple[type[BaseException], int, str]] = [
-    *[(cls, 400, "url_not_allowed") for cls in _URL_NOT_ALLOWED],
+    (E.UrlNotAllowedError, 400, "url_not_allowed"),  # a MediaFetchError: before it
     (E.EmptyMediaError, 400, "empty_media"),
     (E.UnsupportedMediaError, 415, "unsupported_media"),
     (E.CorruptMediaError, 422, "corrupt_media"),
@@ -43,7 +38,7 @@ ERROR_MAP: list[tuple[type[BaseException], int, str]] = [
 
 #: Every code the service may answer with, and its HTTP status (docs/service.md lists them).
 CODES: dict[str, int] = {code: status for _, status, code in ERROR_MAP} | {
-    "url_not_allowed": 400, "unsupported_media_type": 415, "unauthorized": 401, "not_found": 404, "method_not_allowed": 405, "request_too_large": 413,
+    "unsupported_media_type": 415, "unauthorized": 401, "not_found": 404, "method_not_allowed": 405, "request_too_large": 413,
     "rate_limited": 429, "queue_full": 429, "timeout": 504, "not_ready": 503, "task_in_progress": 409,
     "internal_error": 500,
 }

@@ -114,7 +114,7 @@ def _accepted(rec: TaskRecord) -> JSONResponse:
 
 async def _submit(rt: Runtime, project: str, kind: str, task_id: str, params: dict, req: MediaRequest) -> JSONResponse:
     if req.callback_url:
-        rt.check_callback(req.callback_url)
+        await anyio.to_thread.run_sync(rt.check_callback, req.callback_url)
     now = time.time()
     rec = TaskRecord(project=project, id=task_id, kind=kind, params=params, created=now, enqueued=now,
                      callback_url=req.callback_url)
@@ -138,6 +138,8 @@ async def add_sync(request: Request) -> AddResponse:
     _check_ready(rt)
     req = await read_request(request, rt.service.spool_dir, need_media=True)
     try:
+        if req.url:
+            await anyio.to_thread.run_sync(rt.check_url, req.url)
         result = await _sync(rt, rt.service.add, project, req.media_params(), req.metadata, req.task_id)
     finally:
         req.discard()
@@ -157,7 +159,7 @@ async def add_async(request: Request) -> JSONResponse:
         task_id = check_task_id(req.task_id) if req.task_id is not None else new_task_id()
         metadata = check_metadata(req.metadata)
         if req.url:
-            rt.check_url(req.url)
+            await anyio.to_thread.run_sync(rt.check_url, req.url)
         if await anyio.to_thread.run_sync(rt.service.exists, project, task_id):
             raise ServiceError(409, "task_exists", f"task_id {task_id!r} is already in the index")
         params = {"media": req.media_params(), "metadata": metadata, "source": req.source}
@@ -176,6 +178,8 @@ async def _query_sync(request: Request) -> QueryResponse:
     _check_ready(rt)
     req = await read_request(request, rt.service.spool_dir, need_media=True)
     try:
+        if req.url:
+            await anyio.to_thread.run_sync(rt.check_url, req.url)
         result = await _sync(rt, rt.service.query, project, req.media_params(), req.top_k, req.threshold)
     finally:
         req.discard()
@@ -191,7 +195,7 @@ async def _query_async(request: Request) -> JSONResponse:
     req = await read_request(request, rt.service.spool_dir, need_media=True)
     try:
         if req.url:
-            rt.check_url(req.url)
+            await anyio.to_thread.run_sync(rt.check_url, req.url)
         rt.check_query_args(req.top_k, req.threshold)
         params = {"media": req.media_params(), "top_k": req.top_k, "threshold": req.threshold, "source": req.source}
         return await _submit(rt, project, "query", "q" + uuid.uuid4().hex, params, req)

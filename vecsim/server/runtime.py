@@ -32,7 +32,9 @@ def url_policy(settings: ServerSettings) -> Any:
     the ranges the operator allows, the download limit of the settings."""
     from ..media.fetch import UrlPolicy
 
-    return UrlPolicy.strict(allow=tuple(settings.url_allow), max_bytes=settings.max_url_bytes)
+    return UrlPolicy.strict(allow=tuple(settings.url_allow), max_bytes=settings.max_url_bytes,
+                            connect_timeout=settings.url_timeout_s, read_timeout=settings.url_timeout_s,
+                            deadline=settings.url_deadline_s)
 
 
 class Runtime:
@@ -125,9 +127,9 @@ class Runtime:
             self.metrics.stage.labels(name).observe(seconds)
 
     def _post_callback(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        from ..media.fetch import policy_post
+        from ..media.fetch import post_url
 
-        return policy_post(url, body, headers, self.policy, timeout=self.settings.callback_timeout_s)
+        return post_url(url, body, policy=self.policy, headers=headers, timeout=self.settings.callback_timeout_s)
 
     # --- metrics refreshed on scrape --------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import timing
-from ..errors import TaskNotFoundError, VecsimError
+from ..errors import TaskNotFoundError, UrlNotAllowedError, VecsimError
+from ..media.inputs import is_url
 from ..index import CustomIndex
 from ..media import MediaOptions
 from ..schema import AddResult, QueryResult, RemoveResult
@@ -88,7 +89,9 @@ class Service:
     # --- the three operations ----------------------------------------------------------------------
 
     def _media(self, media: dict[str, Any]) -> Any:
-        if "url" in media:
+        if "url" in media:  # the SDK reads any other string as a local path: never pass one on
+            if not is_url(media["url"]):
+                raise UrlNotAllowedError(str(media["url"])[:200], "only http:// and https:// URLs are fetched")
             return media["url"]
         path = Path(media["spool"])
         if not path.exists():
