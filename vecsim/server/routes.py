@@ -123,7 +123,6 @@ async def _submit(rt: Runtime, project: str, kind: str, task_id: str, params: di
         req.discard()
         raise ServiceError(409, "task_in_progress", f"task {task_id!r} is already {existing.status}; "
                            f"GET {PREFIX}/task/{task_id} follows it")
-    rt.metrics.queue_depth.inc()
     return _accepted(rec)
 
 
