@@ -30,7 +30,8 @@ _COPY_CHUNK = 1 << 20
 
 @dataclass
 class MediaRequest:
-    spool: Path | None = None  # the uploaded file, in the spool folder
+    spool: Path | None = None  # the uploaded file, in the spool folder (async calls)
+    upload: Any = None  # or the uploaded file as the request parsed it (sync calls: no copy)
     filename: str = ""  # its name as uploaded
     url: str | None = None
     metadata: dict[str, Any] | None = None
@@ -48,6 +49,8 @@ class MediaRequest:
         """How a task record names its media (JSON)."""
         if self.url is not None:
             return {"url": self.url}
+        if self.upload is not None:  # a sync call's: not JSON, never recorded
+            return {"file": self.upload, "filename": self.filename}
         return {"spool": str(self.spool), "filename": self.filename}
 
     def discard(self) -> None:
@@ -58,8 +61,10 @@ class MediaRequest:
                 pass
 
 
-async def read_request(request: Request, spool_dir: Path, *, need_media: bool) -> MediaRequest:
-    """The fields of ``request``; an upload is spooled to ``spool_dir``. A missing or doubled
+async def read_request(request: Request, spool_dir: Path, *, need_media: bool, spool: bool = False) -> MediaRequest:
+    """The fields of ``request``; with ``spool``, an upload is copied to ``spool_dir`` and
+    fsynced (an async task's media must outlive the request), else it is read where the request
+    parser left it (in memory, or in a temporary file when large). A missing or doubled
     input, an unknown field or a malformed value is a 400 ``invalid_request`` naming it."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     values: dict[str, Any] = dict(request.query_params)
@@ -101,20 +106,30 @@ async def read_request(request: Request, spool_dir: Path, *, need_media: bool) -
                                       if upload is None else "give either a 'media' file or a 'url', not both")
         if upload is not None:
             out.filename = os.path.basename(upload.filename or "") or "upload"
-            out.spool = await _spool(upload, spool_dir)
+            if spool:
+                out.spool = await _spool(upload, spool_dir)
+            else:
+                await upload.seek(0)
+                out.upload = upload.file
     return out
 
 
 async def _spool(upload: UploadFile, spool_dir: Path) -> Path:
-    spool_dir.mkdir(parents=True, exist_ok=True)
-    path = spool_dir / uuid.uuid4().hex
+    from starlette.concurrency import run_in_threadpool
+
     await upload.seek(0)
-    with open(path, "wb") as out:
-        shutil.copyfileobj(upload.file, out, _COPY_CHUNK)
-        out.flush()
-        os.fsync(out.fileno())  # an accepted async task's media survives a crash
+    path = spool_dir / uuid.uuid4().hex
+    await run_in_threadpool(_copy_durably, upload.file, spool_dir, path)
     await upload.close()
     return path
+
+
+def _copy_durably(src: Any, folder: Path, path: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        shutil.copyfileobj(src, out, _COPY_CHUNK)
+        out.flush()
+        os.fsync(out.fileno())  # an accepted async task's media survives a crash
 
 
 def _text(values: dict[str, Any], name: str) -> str | None:

@@ -153,7 +153,7 @@ async def add_async(request: Request) -> JSONResponse:
     rt = _rt(request)
     _check_ready(rt)
     _check_queue(rt)
-    req = await read_request(request, rt.service.spool_dir, need_media=True)
+    req = await read_request(request, rt.service.spool_dir, need_media=True, spool=True)
     try:
         task_id = check_task_id(req.task_id) if req.task_id is not None else new_task_id()
         metadata = check_metadata(req.metadata)
@@ -191,7 +191,7 @@ async def _query_async(request: Request) -> JSONResponse:
     rt = _rt(request)
     _check_ready(rt)
     _check_queue(rt)
-    req = await read_request(request, rt.service.spool_dir, need_media=True)
+    req = await read_request(request, rt.service.spool_dir, need_media=True, spool=True)
     try:
         if req.url:
             await anyio.to_thread.run_sync(rt.check_url, req.url)

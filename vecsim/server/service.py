@@ -25,10 +25,11 @@ log = logging.getLogger("vecsim.server")
 
 
 class _NamedFile:
-    """An uploaded file, read from the spool folder, that results name by its upload name."""
+    """An uploaded file (in the spool folder, or as the request parser holds it) that results
+    name by its upload name."""
 
-    def __init__(self, path: Path, name: str):
-        self._f = open(path, "rb")
+    def __init__(self, file: Any, name: str):
+        self._f = open(file, "rb") if isinstance(file, (str, Path)) else file
         self.name = name
 
     def __getattr__(self, attr: str) -> Any:
@@ -93,6 +94,8 @@ class Service:
             if not is_url(media["url"]):
                 raise UrlNotAllowedError(str(media["url"])[:200], "only http:// and https:// URLs are fetched")
             return media["url"]
+        if "file" in media:
+            return _NamedFile(media["file"], media.get("filename") or "upload")
         path = Path(media["spool"])
         if not path.exists():
             raise ServiceError(500, "internal_error", f"the upload of {media.get('filename')!r} is no longer on disk")
