@@ -87,11 +87,14 @@ def _project(request: Request) -> str:
     return project
 
 
-async def _sync(rt: Runtime, fn: Any, *args: Any) -> Any:
-    """``fn(*args)`` on a worker thread, at most ``sync_concurrency`` at once, within the timeout."""
+async def _sync(rt: Runtime, fn: Any, *args: Any, limiter: anyio.CapacityLimiter | None = None) -> Any:
+    """``fn(*args)`` on a worker thread, at most ``sync_concurrency`` at once (decoding and
+    embedding are the CPU's work; a remove, which only writes to the store, has its own
+    ``limiter``), within the timeout."""
     try:
         with anyio.fail_after(rt.settings.request_timeout_s):
-            return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=rt.sync_limiter, abandon_on_cancel=True)
+            return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=limiter or rt.sync_limiter,
+                                                  abandon_on_cancel=True)
     except TimeoutError:
         raise ServiceError(504, "timeout", f"the call took longer than request_timeout_s="
                            f"{rt.settings.request_timeout_s:g} s; use the async endpoint for long media") from None
@@ -227,7 +230,7 @@ async def remove_sync(request: Request) -> RemoveResponse:
     _check_ready(rt)
     req = await read_request(request, rt.service.spool_dir, need_media=False)
     task_id = check_task_id(req.task_id) if req.task_id is not None else _missing_task_id()
-    result = await _sync(rt, rt.service.remove, project, task_id)
+    result = await _sync(rt, rt.service.remove, project, task_id, limiter=rt.store_limiter)
     return RemoveResponse(task_id=task_id, status="completed", output=result)
 
 

@@ -50,6 +50,7 @@ class Runtime:
         self.metrics = Metrics()
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_burst)
         self.sync_limiter = anyio.CapacityLimiter(settings.sync_concurrency)
+        self.store_limiter = anyio.CapacityLimiter(16)  # removes: store writes only, no CPU-bound work
         self.service = Service(settings, media)
         self.service.on_stages = self._observe_stages
         self.queue = TaskQueue(settings, self.ledger, self.execute, self._post_callback, self.keys.webhook_secret,
