@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import timing
 from .aggregate import FrameKey, QueryFrame, aggregate, merge_hits
 from .calibration import Calibration
 from .descriptors.local import Keypoints, inliers, unpack
@@ -62,11 +63,13 @@ def search_frames(store: StoreReader, batches: Iterable[QueryBatch], *, top_k: i
     frames: list[QueryFrame] = []
     for timestamps, variants, hashes, local in batches:
         n = len(timestamps)
-        found = store.search(np.concatenate(variants), limit=per_frame, per_asset=FRAMES_PER_ASSET)
+        with timing.stage("search"):
+            found = store.search(np.concatenate(variants), limit=per_frame, per_asset=FRAMES_PER_ASSET)
         hits = [merge_hits([found[v * n + i] for v in range(len(variants))]) for i in range(n)]
         inliers: list[dict[FrameKey, int] | None] = [None] * n
         if verify_floor is not None and local is not None:
-            inliers = list(verify_hits(store, hits, local, verify_floor))
+            with timing.stage("verify"):
+                inliers = list(verify_hits(store, hits, local, verify_floor))
         frames += [QueryFrame(t, h.hashes, hs, h.quality, inl)
                    for t, h, hs, inl in zip(timestamps, hashes, hits, inliers)]
     return frames
@@ -122,7 +125,8 @@ def match_assets(
     the query's sampling interval (1 / fps) and ``query_duration`` its length in seconds (0 for
     an image). ``records``: the records already read (e.g. :func:`asset_records` once for many
     one-frame queries), else they are read from ``store``."""
-    if records is None:
-        records = asset_records(store, frames)
-    return aggregate(frames, records, calibration, threshold=threshold, top_k=top_k, interval=interval,
-                     query_duration=query_duration)
+    with timing.stage("aggregate"):
+        if records is None:
+            records = asset_records(store, frames)
+        return aggregate(frames, records, calibration, threshold=threshold, top_k=top_k, interval=interval,
+                         query_duration=query_duration)
