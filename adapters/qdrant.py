@@ -15,8 +15,9 @@ engine (``wait=True``), so a query after ``add`` / ``remove`` sees the change.
 Projects: in a collection with projects (``spec.projects``, every collection vecsim >= 0.4
 creates), the points of both collections carry the payload ``project`` and their ids are the UUID5
 of the project-prefixed keys (``_common.frame_key`` / ``asset_key``); on a server ``project`` has a
-keyword payload index created with ``is_tenant=True`` (Qdrant keeps each tenant's points together
-and plans a filtered search per tenant; the local mode has no payload indexes). Every search,
+keyword payload index created with ``is_tenant=True`` (Qdrant >= 1.11 keeps each tenant's points
+together and plans a filtered search per tenant; an older server gets a plain keyword index; the
+local mode has no payload indexes). Every search,
 scroll, count and delete by filter of a store object is filtered to its project, in the engine
 (``docs/tenancy.md``).
 
@@ -33,6 +34,7 @@ Options: :class:`~adapters.options.QdrantOptions` (``api_key``, ``prefer_grpc``,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -84,7 +86,15 @@ REQUEST_BYTES = 16 << 20
 #: Point ids whose local features are read per ``retrieve``.
 LOCAL_BATCH = 1000
 
+#: The first Qdrant server with ``is_tenant`` keyword indexes (older ones get a plain keyword index
+#: on ``project``: the same isolation, without the per-tenant storage layout).
+TENANT_INDEX_SINCE = (1, 11)
+
 __all__ = ["QdrantStore", "pdq_bits", "pq_compression", "search_params", "vector_config"]
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
 
 
 def vector_config(spec: CollectionSpec, models):  # noqa: ANN001  (qdrant_client.models)
@@ -214,7 +224,8 @@ class QdrantStore(ProjectScoped):
                 for key in ("task_id", "generation"):
                     c.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD, wait=True)
                 if spec.projects:  # the tenant index: each project's points together, filtered searches per tenant
-                    tenant = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+                    tenant = (models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+                              if _version(self.engine_version) >= TENANT_INDEX_SINCE else models.PayloadSchemaType.KEYWORD)
                     for name in (self.collection, self.assets_collection):
                         c.create_payload_index(name, PROJECT_FIELD, tenant, wait=True)
 
