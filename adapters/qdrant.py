@@ -17,9 +17,10 @@ creates), the points of both collections carry the payload ``project`` and their
 of the project-prefixed keys (``_common.frame_key`` / ``asset_key``); on a server ``project`` has a
 keyword payload index created with ``is_tenant=True`` (Qdrant >= 1.11 keeps each tenant's points
 together and plans a filtered search per tenant; an older server gets a plain keyword index; the
-local mode has no payload indexes). Every search,
-scroll, count and delete by filter of a store object is filtered to its project, in the engine
-(``docs/tenancy.md``).
+local mode has no payload indexes). HNSW is built per project (``m=0,
+payload_m=M``: Qdrant's multitenancy layout; every search of such a collection is filtered to one
+project). Every search, scroll, count and delete by filter of a store object is filtered to its
+project, in the engine (``docs/tenancy.md``).
 
 Index configs: ``FLAT`` is exact search; ``HNSW`` maps to Qdrant's HNSW (``M`` -> ``m``,
 ``efConstruction`` -> ``ef_construct``, search ``ef`` -> ``hnsw_ef``) on a server. ``HNSW_SQ8`` adds
@@ -107,7 +108,9 @@ def vector_config(spec: CollectionSpec, models):  # noqa: ANN001  (qdrant_client
                                         datatype=models.Datatype.UINT8),
     }
     hnsw = quant = None
-    if layout.hnsw is not None:
+    if layout.hnsw is not None and spec.projects:  # one graph per project: every search is filtered to one
+        hnsw = models.HnswConfigDiff(m=0, payload_m=layout.hnsw[0], ef_construct=layout.hnsw[1])
+    elif layout.hnsw is not None:
         hnsw = models.HnswConfigDiff(m=layout.hnsw[0], ef_construct=layout.hnsw[1])
     if layout.scalar_int8:
         quant = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(

@@ -24,7 +24,11 @@ Layout: a vecsim collection ``NAME`` is the folder ``PATH/NAME/`` holding two Ed
   ``is_tenant=True`` (Qdrant then keeps each project's points together in storage and plans a
   filtered search per tenant), the ids are the UUID5 of the project-prefixed keys
   (``_common.frame_key`` / ``asset_key``), and every query, scroll, count and delete by filter of a
-  store object is filtered to its project (``docs/tenancy.md``);
+  store object is filtered to its project (``docs/tenancy.md``). The HNSW types build one graph
+  per project (``m=0, payload_m=M``, Qdrant's multitenancy layout) instead of one over all rows:
+  every search of such a collection is filtered to one project, and on a global graph a filtered
+  search whose neighbourhood was full of another project's rows found too few of its own; a project
+  smaller than ``full_scan_threshold_kb`` gets no graph and is searched exactly, through the index;
 - ``vecsim_spec.json``: the :class:`~vecsim.store.CollectionSpec`, checked on every open.
 
 A collection is built in a hidden sibling folder and renamed into place, so a creation that dies
@@ -258,8 +262,10 @@ class QdrantEdgeStore(ProjectScoped):
         if layout.hnsw is None:  # FLAT, m=0: no graph; optimize() still merges and vacuums segments
             hnsw = HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=full_scan_threshold_kb)
         else:
-            hnsw = HnswIndexConfig(m=layout.hnsw[0], ef_construct=layout.hnsw[1],
-                                   full_scan_threshold=full_scan_threshold_kb)
+            hnsw = (HnswIndexConfig(m=0, payload_m=layout.hnsw[0], ef_construct=layout.hnsw[1],
+                                    full_scan_threshold=full_scan_threshold_kb) if spec.projects
+                    else HnswIndexConfig(m=layout.hnsw[0], ef_construct=layout.hnsw[1],
+                                         full_scan_threshold=full_scan_threshold_kb))
         quantization = None
         if layout.scalar_int8:
             quantization = ScalarQuantizationConfig(type=ScalarType.Int8, memory=Memory.Pinned)
