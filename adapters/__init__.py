@@ -16,6 +16,10 @@ layout and the error boundary).
 
 Each engine takes a typed options object (:class:`MilvusOptions`, :class:`QdrantOptions`,
 :class:`QdrantEdgeOptions`). Only the adapter modules import an engine's client.
+
+A store is scoped to one project (``open_store(..., project="acme")``; ``""``, the default
+project, when not given) and ``store.for_project(name)`` gives a view of the same open collection
+scoped to another: ``docs/tenancy.md``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 from vecsim.errors import IndexConfigError
 from vecsim.index_config import FlatIndex, HnswIndex, IndexConfig
 from vecsim.store import CollectionSpec, VectorStore
+from vecsim.validate import DEFAULT_PROJECT, check_project
 
 from .options import (
     MilvusOptions,
@@ -88,9 +93,19 @@ def open_store(
     collection: str,
     create_spec: CollectionSpec,
     options: StoreOptions | None = None,
+    project: str = DEFAULT_PROJECT,
     **legacy_kwargs: Any,
 ) -> VectorStore:
-    """Open (or create, with ``create_spec``) a collection at ``uri``.
+    """Open (or create, with ``create_spec``) a collection at ``uri``, scoped to ``project``.
+
+    ``project``: every read and write of the store is confined to that project (``""``: the
+    default project); ``store.for_project(other)`` gives views of the same connection scoped to
+    others. A name :func:`~vecsim.validate.check_project` refuses is an
+    :class:`~vecsim.errors.InvalidRequestError` (nothing is opened or created); a project other than
+    ``""`` on a collection without project isolation (``spec.projects`` false: one made by vecsim <
+    0.4, or created here from a spec without it) is an :class:`~vecsim.errors.IndexConfigError`.
+    ``create_spec.projects`` decides whether a *new* collection isolates projects (``CustomIndex``
+    always sets it); an existing collection keeps what it was made with.
 
     ``options`` is the options object of the URI's engine (:class:`MilvusOptions` for a ``*.db``
     path or a Milvus server, :class:`QdrantOptions` for ``qdrant://`` / ``qdrant-local:``,
@@ -98,6 +113,7 @@ def open_store(
     instead be given as keyword arguments (``token=...``; Qdrant also takes ``token`` for
     ``api_key``); a key the engine does not take is an :class:`~vecsim.errors.IndexConfigError`.
     """
+    project = check_project(project)
     engine = engine_of(uri)
     if options is not None and legacy_kwargs:
         raise IndexConfigError(f"pass either an options object or keyword options for {uri}, not both "
@@ -109,25 +125,25 @@ def open_store(
             from .qdrant_edge import QdrantEdgeStore
         except ImportError as exc:
             raise IndexConfigError(f"{uri!r} needs qdrant-edge-py: pip install qdrant-edge-py") from exc
-        return QdrantEdgeStore(uri, collection, create_spec, opts)  # type: ignore[arg-type]
+        return QdrantEdgeStore(uri, collection, create_spec, opts, project)  # type: ignore[arg-type]
     if engine in ("qdrant-local", "qdrant"):
         try:
             from .qdrant import QdrantStore
         except ImportError as exc:
             raise IndexConfigError(f"{uri!r} needs qdrant-client: pip install 'vecsim[qdrant]'") from exc
-        return QdrantStore(uri, collection, create_spec, opts)  # type: ignore[arg-type]
+        return QdrantStore(uri, collection, create_spec, opts, project)  # type: ignore[arg-type]
     from .milvus import MilvusStore
 
     if engine == "milvus":
         if uri.startswith("milvus://"):
             uri = "http://" + uri[len("milvus://") :]
-        return MilvusStore(uri, collection, create_spec, opts)  # type: ignore[arg-type]
+        return MilvusStore(uri, collection, create_spec, opts, project)  # type: ignore[arg-type]
     path = Path(uri.removeprefix(LITE_SCHEME)).expanduser()
     if not path.exists() and path.suffix != ".db":
         raise IndexConfigError(f"a new Milvus Lite index is a path ending in .db, got {uri!r}")
     if path.parent and not path.parent.exists():
         raise IndexConfigError(f"the folder of {uri!r} does not exist")
-    return MilvusStore(str(path), collection, create_spec, opts)  # type: ignore[arg-type]
+    return MilvusStore(str(path), collection, create_spec, opts, project)  # type: ignore[arg-type]
 
 
 def default_index(uri: str) -> IndexConfig:

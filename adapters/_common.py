@@ -1,6 +1,7 @@
-"""What every adapter shares: row keys, rows -> store records, the generations scan, collection
-names, the Qdrant index layout (used by ``qdrant.py`` and ``qdrant_edge.py``) and the one error
-boundary between an engine and the core.
+"""What every adapter shares: row keys, rows -> store records, project scoping (keys, views and
+the refusal of a project an old collection cannot hold), the generations scan, collection names,
+the Qdrant index layout (used by ``qdrant.py`` and ``qdrant_edge.py``) and the one error boundary
+between an engine and the core.
 
 Nothing here imports an engine's client; the adapters pass their engine's model classes in where
 one is needed.
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -22,6 +24,7 @@ import numpy as np
 from vecsim.errors import IndexConfigError, InvalidRequestError, StoreError, StoreUnavailableError, VecsimError
 from vecsim.index_config import IndexConfig
 from vecsim.store import MAX_LOCAL_BYTES, AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
+from vecsim.validate import DEFAULT_PROJECT, MAX_PROJECT_LENGTH, check_project
 
 T = TypeVar("T")
 
@@ -35,28 +38,113 @@ ASSET_FIELDS = ["task_id", "generation", "media_type", "source", "duration", "fr
 LOCAL_FIELD = "local"
 #: Its largest value: the base64 of :data:`~vecsim.store.MAX_LOCAL_BYTES` bytes (16 384 characters).
 LOCAL_FIELD_MAX_CHARS = 4 * ((MAX_LOCAL_BYTES + 2) // 3)
+#: The field (Milvus) / payload key (Qdrant) holding the project of a frame row and of an asset
+#: record, in a collection with projects (``CollectionSpec.projects``); absent in one without.
+PROJECT_FIELD = "project"
+PROJECT_FIELD_MAX_CHARS = MAX_PROJECT_LENGTH
 
 # --- keys and rows -----------------------------------------------------------------------------
+#
+# Keys take ``project``: a str (``""`` included) in a collection with projects, where every key
+# starts with ``"<project>/"``, or None in a collection without (made by vecsim < 0.4), whose keys
+# stay exactly as that version wrote them. A project name cannot hold ``/``
+# (:func:`~vecsim.validate.check_project`), so ``"<project>/<task_id>"`` is unambiguous even
+# where the task_id holds one.
 
 
-def frame_key(task_id: str, generation: str, frame: int) -> str:
-    """The key of one frame row: ``"<task_id>#<generation>#<frame>"`` (Milvus's primary key; the
-    Qdrant point id is its UUID5, :func:`point_id`)."""
-    return f"{task_id}#{generation}#{int(frame)}"
+def asset_key(task_id: str, project: str | None = None) -> str:
+    """The key of an asset record: ``"<project>/<task_id>"`` (``"/<task_id>"`` for the default
+    project), or the bare ``task_id`` in a collection without projects (``project=None``). Milvus's
+    primary key of the record; the Qdrant point id is its UUID5, :func:`point_id`."""
+    return task_id if project is None else f"{project}/{task_id}"
+
+
+def frame_key(task_id: str, generation: str, frame: int, project: str | None = None) -> str:
+    """The key of one frame row: ``"<project>/<task_id>#<generation>#<frame>"``, or
+    ``"<task_id>#<generation>#<frame>"`` in a collection without projects (``project=None``)
+    (Milvus's primary key; the Qdrant point id is its UUID5, :func:`point_id`)."""
+    return f"{asset_key(task_id, project)}#{generation}#{int(frame)}"
 
 
 _NS = uuid.UUID("6f1f3c2e-3d3b-4f0e-9a43-2b1c5d0e7a11")
 
 
 def point_id(key: str) -> str:
-    """The Qdrant point id of a frame key or a task_id (UUID5: Qdrant ids are integers or UUIDs)."""
+    """The Qdrant point id of a frame key or an asset key (UUID5: Qdrant ids are integers or UUIDs)."""
     return str(uuid.uuid5(_NS, key))
 
 
-def frame_payload(row: FrameRow) -> dict[str, Any]:
-    """The non-vector fields of a frame row, as stored."""
-    return {"task_id": row.task_id, "generation": row.generation, "frame": int(row.frame),
-            "timestamp": float(row.timestamp), "span_end": float(row.span_end), "pdq": row.pdq}
+def frame_payload(row: FrameRow, project: str | None = None) -> dict[str, Any]:
+    """The non-vector fields of a frame row, as stored (with ``project`` where it is not None)."""
+    payload = {"task_id": row.task_id, "generation": row.generation, "frame": int(row.frame),
+               "timestamp": float(row.timestamp), "span_end": float(row.span_end), "pdq": row.pdq}
+    if project is not None:
+        payload[PROJECT_FIELD] = project
+    return payload
+
+
+def asset_payload(record: AssetRecord, project: str | None = None) -> dict[str, Any]:
+    """The fields of an asset record, as stored (with ``project`` where it is not None)."""
+    payload = asdict(record)
+    if project is not None:
+        payload[PROJECT_FIELD] = project
+    return payload
+
+
+# --- projects ----------------------------------------------------------------------------------
+
+
+def check_project_allowed(spec: CollectionSpec, project: str, store: Any) -> None:
+    """Refuse a project other than the default on a collection without project isolation."""
+    if project != DEFAULT_PROJECT and not spec.projects:
+        raise IndexConfigError(
+            f"collection {getattr(store, 'collection', '?')!r} at {getattr(store, 'uri', '?')} was made by vecsim "
+            f"< 0.4, without project isolation: it holds only the default project \"\", not {project!r}; use a new "
+            "collection for projects (docs/tenancy.md)"
+        )
+
+
+class ProjectScoped:
+    """Project scoping, shared by every adapter's store class: the :attr:`project` a store object
+    is confined to, and :meth:`for_project`, a view on the same connection.
+
+    A view is a shallow copy of the store with another ``project`` and ``_owner`` set to the store
+    that holds the connection: the adapter reaches its connection (client, shards) through
+    :attr:`_root`, so a view sees the owner's close, and its own :meth:`close` must do nothing
+    (:attr:`is_view`). Creating one takes no lock and does no I/O."""
+
+    project: str = DEFAULT_PROJECT
+    _owner: Any = None  # the store a view came from; None: this object owns its connection
+    spec: CollectionSpec
+
+    @property
+    def _root(self) -> Any:
+        return self if self._owner is None else self._owner
+
+    @property
+    def is_view(self) -> bool:
+        """Whether this store object is a :meth:`for_project` view (its ``close`` does nothing)."""
+        return self._owner is not None
+
+    @property
+    def _key_project(self) -> str | None:
+        """The ``project`` argument of the key functions: this project, or None in a collection
+        without projects (keys as vecsim < 0.4 wrote them)."""
+        return self.project if self.spec.projects else None
+
+    def _set_project(self, project: str) -> None:
+        """Scope a newly opened store (its spec read) to ``project``: refused on an old
+        collection unless it is the default."""
+        check_project_allowed(self.spec, project, self)
+        self.project = project
+
+    def for_project(self, project: str) -> Any:
+        project = check_project(project)
+        check_project_allowed(self.spec, project, self)
+        view = copy.copy(self)
+        view.project = project
+        view._owner = self._root
+        return view
 
 
 def check_local(rows: Iterable[FrameRow]) -> None:
@@ -89,12 +177,13 @@ def decode_local(stored: Any, key: str = "?") -> bytes:
         raise StoreError(f"the stored local features of frame row {key!r} are not base64: {exc}") from exc
 
 
-def local_keys(keys: Iterable[tuple[str, str, int]]) -> dict[str, tuple[str, str, int]]:
-    """The frame key (:func:`frame_key`) of each distinct ``(task_id, generation, frame)``, in order."""
+def local_keys(keys: Iterable[tuple[str, str, int]], project: str | None = None) -> dict[str, tuple[str, str, int]]:
+    """The frame key (:func:`frame_key`, of ``project``) of each distinct ``(task_id, generation,
+    frame)``, in order."""
     out: dict[str, tuple[str, str, int]] = {}
     for task_id, generation, frame in keys:
         key = (task_id, generation, int(frame))
-        out.setdefault(frame_key(*key), key)
+        out.setdefault(frame_key(*key, project=project), key)
     return out
 
 

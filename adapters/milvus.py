@@ -12,6 +12,19 @@ constant 2-d placeholder). The
 :class:`~vecsim.store.CollectionSpec` is saved as the property ``vecsim.spec`` of ``NAME``, so an
 open checks it before touching any vector.
 
+Projects: in a collection with projects (``spec.projects``, every collection vecsim >= 0.4
+creates), both collections have a ``project`` field (``VARCHAR(64)``), the frame rows' primary key
+is ``"<project>/<task_id>#<generation>#<frame>"`` and the records' is a ``pk`` field
+``"<project>/<task_id>"`` (``_common.frame_key`` / ``asset_key``), and every search, query, scan,
+count and delete by expression of a store object starts with ``project == "<its project>"``. On a
+Milvus server (>= 2.2.9) ``project`` is the frames collection's *partition key*: Milvus hashes the
+projects into its partitions (64 by default) and a search filtered on the key reads only the
+partition of that project. The assets collection gets a plain field (its records are upserted, and
+Milvus 2.3.5 loses an upserted row from every read filtered on a partition key, milvus-io/milvus
+#30607; records are read by primary key, which holds the project, so a partition would buy
+nothing) and so does Milvus Lite (it accepts a partition key but never prunes by it: it only splits
+every flush into 16 segments). ``docs/tenancy.md`` has the measurements.
+
 Milvus Lite's own behaviours (one shared server and client per file, served on a private unix
 socket, rebuilding truncated index files) live in ``milvus_lite.py``.
 
@@ -54,6 +67,7 @@ import numpy as np
 from vecsim.errors import IndexConfigError, StoreError
 from vecsim.index_config import IndexConfig
 from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
+from vecsim.validate import DEFAULT_PROJECT, check_project
 
 from ._common import (
     ASSET_FIELDS,
@@ -61,7 +75,11 @@ from ._common import (
     LOCAL_FIELD,
     LOCAL_FIELD_MAX_CHARS,
     MILVUS_COLLECTION_NAME,
+    PROJECT_FIELD,
+    PROJECT_FIELD_MAX_CHARS,
+    ProjectScoped,
     as_vector,
+    asset_key,
     asset_record,
     batched,
     check_collection_name,
@@ -112,6 +130,15 @@ ROWS_PER_REQUEST = 40_000
 RERANK_BATCH = 16
 #: Most extra searches per query vector when a grouped search came back short of assets.
 UNCROWD_ROUNDS = 8
+#: The first Milvus server version with partition keys.
+PARTITION_KEY_SINCE = (2, 2, 9)
+#: Whether a new collection on Milvus Lite makes ``project`` the frames' partition key. Lite 3.2
+#: accepts one but its search never prunes by it (every segment is filtered alike), and it splits
+#: each flush into 16 hash buckets: more segments, more index files, nothing faster (measured:
+#: docs/tenancy.md). A plain field filtered in every expression isolates projects the same.
+LITE_PARTITION_KEY = False
+#: Longest primary key of a frame row: "<project>/" (65) + task_id (256) + "#<generation>#<frame>".
+FRAME_PK_MAX_CHARS = 512
 log = logging.getLogger(__name__)
 _OUTPUT_FIELDS = FRAME_FIELDS  # what a search fetches: never the local features
 
@@ -130,10 +157,12 @@ def _literal(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-class MilvusStore:
+class MilvusStore(ProjectScoped):
     """A :class:`~vecsim.store.VectorStore` on Milvus Lite or a Milvus server."""
 
-    def __init__(self, uri: str, collection: str, create_spec: CollectionSpec, options: MilvusOptions | None = None):
+    def __init__(self, uri: str, collection: str, create_spec: CollectionSpec, options: MilvusOptions | None = None,
+                 project: str = DEFAULT_PROJECT):
+        project = check_project(project)
         options = options or MilvusOptions()
         check_collection_name(collection, MILVUS_COLLECTION_NAME,
                               "letters, digits and _ only, not starting with a digit")
@@ -159,6 +188,7 @@ class MilvusStore:
                     self._check_supported(create_spec.index, create_spec.dim)
                     self._create(create_spec)
                     self.spec = create_spec
+                self._set_project(project)
         except BaseException:
             try:
                 self.close()
@@ -182,9 +212,10 @@ class MilvusStore:
 
     @property
     def _client(self) -> Any:
-        if self._conn is None:
+        conn = self._root._conn  # a view uses (and sees the close of) its owner's client
+        if conn is None:
             raise closed_error(self)
-        return self._conn
+        return conn
 
     def _connect(self, uri: str, options: MilvusOptions):
         if self._lite:  # one client per file, shared by the stores on it (milvus_lite.py)
@@ -200,7 +231,9 @@ class MilvusStore:
             return MilvusClient(**kwargs)
 
     def close(self) -> None:
-        if self._conn is None:
+        """Close this store's client (Milvus Lite: release the shared one); a :meth:`for_project`
+        view holds none: closing it does nothing."""
+        if self.is_view or self._conn is None:
             return
         conn, self._conn = self._conn, None
         with engine_errors("close", self):
@@ -235,7 +268,10 @@ class MilvusStore:
 
         c = self._client
         frames = c.create_schema(auto_id=False, enable_dynamic_field=False)
-        frames.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=320)
+        frames.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=FRAME_PK_MAX_CHARS if spec.projects else 320)
+        if spec.projects:
+            frames.add_field(PROJECT_FIELD, DataType.VARCHAR, max_length=PROJECT_FIELD_MAX_CHARS,
+                             is_partition_key=self._partition_key)
         frames.add_field("task_id", DataType.VARCHAR, max_length=256)
         frames.add_field("generation", DataType.VARCHAR, max_length=32)
         frames.add_field("frame", DataType.INT64)
@@ -251,7 +287,12 @@ class MilvusStore:
             field_name="vector", index_type=index_type, metric_type=spec.index.metric.value, params=build_params
         )
         assets = c.create_schema(auto_id=False, enable_dynamic_field=False)
-        assets.add_field("task_id", DataType.VARCHAR, is_primary=True, max_length=256)
+        if spec.projects:  # the key "<project>/<task_id>"; no partition key (records are upserted: see above)
+            assets.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=PROJECT_FIELD_MAX_CHARS + 1 + 256)
+            assets.add_field(PROJECT_FIELD, DataType.VARCHAR, max_length=PROJECT_FIELD_MAX_CHARS)
+            assets.add_field("task_id", DataType.VARCHAR, max_length=256)
+        else:
+            assets.add_field("task_id", DataType.VARCHAR, is_primary=True, max_length=256)
         assets.add_field("generation", DataType.VARCHAR, max_length=32)
         assets.add_field("media_type", DataType.VARCHAR, max_length=16)
         assets.add_field("source", DataType.VARCHAR, max_length=2048)
@@ -316,6 +357,19 @@ class MilvusStore:
                 self._client.load_collection(name)
 
     @property
+    def _partition_key(self) -> bool:
+        """Whether a new collection makes ``project`` the frames' partition key (see the module
+        docstring): a server that has them; Milvus Lite only if :data:`LITE_PARTITION_KEY`."""
+        return LITE_PARTITION_KEY if self._lite else self._version >= PARTITION_KEY_SINCE
+
+    def _scoped(self, expr: str = "") -> str:
+        """``expr`` confined to this store's project (in a collection with projects)."""
+        if not self.spec.projects:
+            return expr
+        own = f"{PROJECT_FIELD} == {_literal(self.project)}"
+        return f"{own} and ({expr})" if expr else own
+
+    @property
     def _created_level(self) -> str:
         return "Strong" if self._lite else "Bounded"
 
@@ -340,9 +394,10 @@ class MilvusStore:
         # stay in Lite's memtable, searchable (by brute force), until commit_assets flushes them.
         check_local(rows)  # before anything is written
         local = bool(self.spec.local_features)  # the field exists: every row carries it ("" = none)
+        project = self._key_project
         with engine_errors("insert", self):
-            data = [{"pk": frame_key(r.task_id, r.generation, r.frame), **frame_payload(r), "vector": as_vector(r.vector),
-                     **({LOCAL_FIELD: encode_local(r.local)} if local else {})}
+            data = [{"pk": frame_key(r.task_id, r.generation, r.frame, project), **frame_payload(r, project),
+                     "vector": as_vector(r.vector), **({LOCAL_FIELD: encode_local(r.local)} if local else {})}
                     for r in rows]
             for batch in _request_batches(data, _frame_row_bytes, INSERT_BATCH):
                 self._client.insert(self.collection, batch)
@@ -362,7 +417,7 @@ class MilvusStore:
             client = self._client  # a closed store raises, even with nothing to commit
             if not records:
                 return
-            rows = [_asset_row(r) for r in records]
+            rows = [_asset_row(r, self._key_project) for r in records]
             if self._lite:
                 self._flush(self.collection)
             for batch in _request_batches(rows):
@@ -373,7 +428,7 @@ class MilvusStore:
         record = self.assets([task_id]).get(task_id)
         if record is not None:
             with engine_errors(f"delete of {task_id!r}", self):
-                self._client.delete(self.assets_collection, ids=[task_id])
+                self._client.delete(self.assets_collection, ids=[asset_key(task_id, self._key_project)])
                 self._flush(self.assets_collection)
         return record
 
@@ -381,6 +436,7 @@ class MilvusStore:
         expr = f"task_id == {_literal(task_id)}"
         if keep_generation is not None:
             expr += f" and generation != {_literal(keep_generation)}"
+        expr = self._scoped(expr)
         with engine_errors(f"delete of {task_id!r} frames", self):
             n = len(self._rows_by_frame(expr, ["pk"]))
             if n:
@@ -463,14 +519,15 @@ class MilvusStore:
         out: list[list[Hit]] = []
         for i in range(0, len(grouped), RERANK_BATCH):
             chunk = grouped[i : i + RERANK_BATCH]
-            pks = list(dict.fromkeys(frame_key(h.task_id, h.generation, h.frame) for hits in chunk for h in hits))
+            project = self._key_project
+            pks = list(dict.fromkeys(frame_key(h.task_id, h.generation, h.frame, project) for hits in chunk for h in hits))
             rows = self._client.get(self.collection, ids=pks, output_fields=["vector"],
                                     consistency_level=self._level(self.collection)) if pks else []
             stored = {row["pk"]: np.asarray(row["vector"], dtype=np.float32) for row in rows}
             for q, hits in zip(queries[i : i + RERANK_BATCH], chunk):
                 rescored = [
                     {"distance": float(stored[pk] @ q), "entity": {**asdict(h), "pk": pk}}
-                    for h in hits if (pk := frame_key(h.task_id, h.generation, h.frame)) in stored
+                    for h in hits if (pk := frame_key(h.task_id, h.generation, h.frame, project)) in stored
                 ]
                 out.append(_group_hits(rescored, limit, per_asset))
         return out
@@ -480,11 +537,14 @@ class MilvusStore:
         """Re-score candidates here: IVF indexes with ``rerank`` (HNSW_SQ8/PQ refine in Milvus)."""
         return self.spec.index.type.startswith("IVF_") and bool(getattr(self.spec.index, "rerank", False))
 
-    def _search(self, data: list, limit: int, **kwargs: Any):
+    def _search(self, data: list, limit: int, filter: str = "", **kwargs: Any):
+        """One search request, confined to this store's project in the engine: rows of other
+        projects never take a place among the ``limit`` (a partition key prunes the others)."""
         return self._client.search(
             self.collection,
             data=data,
             limit=limit,
+            filter=self._scoped(filter),
             output_fields=_OUTPUT_FIELDS,
             search_params={"metric_type": self.spec.index.metric.value, "params": _milvus_search_params(self.spec.index, limit)},
             consistency_level=self._level(self.collection),
@@ -492,8 +552,9 @@ class MilvusStore:
         )
 
     def _rows_by_frame(self, expr: str, fields: list[str]) -> list[dict[str, Any]]:
-        """Every row matching ``expr``, read in windows of frame numbers, each well inside
-        Milvus's 16384-row query limit (an asset's frames are numbered 0..n-1 per generation)."""
+        """Every row matching ``expr`` (already :meth:`_scoped`), read in windows of frame numbers,
+        each well inside Milvus's 16384-row query limit (an asset's frames are numbered 0..n-1 per
+        generation)."""
         out: list[dict[str, Any]] = []
         start = 0
         while True:
@@ -512,7 +573,7 @@ class MilvusStore:
     def frames(self, task_id: str, generation: str) -> list[StoredFrame]:
         with engine_errors(f"read of {task_id!r} frames", self):
             return stored_frames(self._rows_by_frame(
-                f"task_id == {_literal(task_id)} and generation == {_literal(generation)}",
+                self._scoped(f"task_id == {_literal(task_id)} and generation == {_literal(generation)}"),
                 ["frame", "timestamp", "span_end", "pdq"],
             ))
 
@@ -520,9 +581,10 @@ class MilvusStore:
         if not task_ids:
             return {}
         with engine_errors("read of asset records", self):
+            project = self._key_project  # the key holds the project: another project's record is another key
             rows = self._client.get(
                 self.assets_collection,
-                ids=list(dict.fromkeys(task_ids)),
+                ids=list(dict.fromkeys(asset_key(t, project) for t in task_ids)),
                 output_fields=ASSET_FIELDS,
                 consistency_level=self._level(self.assets_collection),
             )
@@ -530,7 +592,7 @@ class MilvusStore:
 
     def local_features(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], bytes]:
         """Read by primary key, only the ``local`` field, ``LOCAL_BATCH`` keys per ``get``."""
-        wanted = local_keys(keys)
+        wanted = local_keys(keys, self._key_project)
         if not wanted:
             return {}
         with engine_errors("read of local features", self):
@@ -553,7 +615,7 @@ class MilvusStore:
             return scan_generations(self._scan(self.assets_collection, fields), self._scan(self.collection, fields))
 
     def _scan(self, name: str, fields: list[str]):
-        """Every row of a collection, in batches (query_iterator)."""
+        """Every row of this store's project in a collection, in batches (query_iterator)."""
         import logging
 
         log = logging.getLogger("pymilvus")
@@ -561,7 +623,7 @@ class MilvusStore:
         log.setLevel(logging.ERROR)  # Milvus Lite has no MVCC timestamp: the iterator warns, harmlessly
         it = None
         try:
-            it = self._client.query_iterator(name, batch_size=1000, filter="", output_fields=fields,
+            it = self._client.query_iterator(name, batch_size=1000, filter=self._scoped(), output_fields=fields,
                                              consistency_level=self._level(name))
             while batch := it.next():
                 yield from batch
@@ -597,7 +659,8 @@ class MilvusStore:
 
     def count(self) -> tuple[int, int]:
         def n(name: str) -> int:
-            res = self._client.query(name, filter="", output_fields=["count(*)"], consistency_level=self._level(name))
+            res = self._client.query(name, filter=self._scoped(), output_fields=["count(*)"],
+                                     consistency_level=self._level(name))
             return int(res[0]["count(*)"])
 
         with engine_errors("count", self):
@@ -624,8 +687,11 @@ def _milvus_search_params(index: IndexConfig, limit: int) -> dict[str, Any]:
     return params
 
 
-def _asset_row(record: AssetRecord) -> dict[str, Any]:
+def _asset_row(record: AssetRecord, project: str | None = None) -> dict[str, Any]:
+    """The row of an asset record; with its key and ``project`` in a collection with projects."""
+    scoped = {} if project is None else {"pk": asset_key(record.task_id, project), PROJECT_FIELD: project}
     return {
+        **scoped,
         "task_id": record.task_id,
         "generation": record.generation,
         "media_type": record.media_type,

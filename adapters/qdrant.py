@@ -12,6 +12,16 @@ point id = UUID5 of ``"<task_id>#<generation>#<frame>"``), with the
 holds one vector-less point per visible asset (id = UUID5 of the task_id). Writes wait for the
 engine (``wait=True``), so a query after ``add`` / ``remove`` sees the change.
 
+Projects: in a collection with projects (``spec.projects``, every collection vecsim >= 0.4
+creates), the points of both collections carry the payload ``project`` and their ids are the UUID5
+of the project-prefixed keys (``_common.frame_key`` / ``asset_key``); on a server ``project`` has a
+keyword payload index created with ``is_tenant=True`` (Qdrant >= 1.11 keeps each tenant's points
+together and plans a filtered search per tenant; an older server gets a plain keyword index; the
+local mode has no payload indexes). HNSW is built per project (``m=0,
+payload_m=M``: Qdrant's multitenancy layout; every search of such a collection is filtered to one
+project). Every search, scroll, count and delete by filter of a store object is filtered to its
+project, in the engine (``docs/tenancy.md``).
+
 Index configs: ``FLAT`` is exact search; ``HNSW`` maps to Qdrant's HNSW (``M`` -> ``m``,
 ``efConstruction`` -> ``ef_construct``, search ``ef`` -> ``hnsw_ef``) on a server. ``HNSW_SQ8`` adds
 int8 scalar quantization and ``HNSW_PQ`` product quantization (compression ``4 * dim / m``); the
@@ -25,8 +35,8 @@ Options: :class:`~adapters.options.QdrantOptions` (``api_key``, ``prefer_grpc``,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -34,12 +44,17 @@ import numpy as np
 from vecsim.errors import IndexConfigError, StoreError
 from vecsim.index_config import IndexConfig
 from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
+from vecsim.validate import DEFAULT_PROJECT, check_project
 
 from ._common import (
     FRAME_FIELDS,
     LOCAL_FIELD,
+    PROJECT_FIELD,
     QDRANT_COLLECTION_NAME,
+    ProjectScoped,
     as_vector,
+    asset_key,
+    asset_payload,
     asset_record,
     batched,
     check_collection_name,
@@ -72,7 +87,15 @@ REQUEST_BYTES = 16 << 20
 #: Point ids whose local features are read per ``retrieve``.
 LOCAL_BATCH = 1000
 
+#: The first Qdrant server with ``is_tenant`` keyword indexes (older ones get a plain keyword index
+#: on ``project``: the same isolation, without the per-tenant storage layout).
+TENANT_INDEX_SINCE = (1, 11)
+
 __all__ = ["QdrantStore", "pdq_bits", "pq_compression", "search_params", "vector_config"]
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
 
 
 def vector_config(spec: CollectionSpec, models):  # noqa: ANN001  (qdrant_client.models)
@@ -85,7 +108,9 @@ def vector_config(spec: CollectionSpec, models):  # noqa: ANN001  (qdrant_client
                                         datatype=models.Datatype.UINT8),
     }
     hnsw = quant = None
-    if layout.hnsw is not None:
+    if layout.hnsw is not None and spec.projects:  # one graph per project: every search is filtered to one
+        hnsw = models.HnswConfigDiff(m=0, payload_m=layout.hnsw[0], ef_construct=layout.hnsw[1])
+    elif layout.hnsw is not None:
         hnsw = models.HnswConfigDiff(m=layout.hnsw[0], ef_construct=layout.hnsw[1])
     if layout.scalar_int8:
         quant = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
@@ -100,12 +125,14 @@ def search_params(index: IndexConfig, models):  # noqa: ANN001
     return qdrant_search_params(index, models)
 
 
-class QdrantStore:
+class QdrantStore(ProjectScoped):
     """A :class:`~vecsim.store.VectorStore` on Qdrant (local mode or server)."""
 
-    def __init__(self, uri: str, collection: str, create_spec: CollectionSpec, options: QdrantOptions | None = None):
+    def __init__(self, uri: str, collection: str, create_spec: CollectionSpec, options: QdrantOptions | None = None,
+                 project: str = DEFAULT_PROJECT):
         from qdrant_client import QdrantClient
 
+        project = check_project(project)
         options = options or QdrantOptions()
         check_collection_name(collection, QDRANT_COLLECTION_NAME)
         self.uri = uri
@@ -134,6 +161,7 @@ class QdrantStore:
                     self._check_supported(create_spec.index, create_spec.dim)
                     self._create(create_spec)
                     self.spec = create_spec
+                self._set_project(project)
         except BaseException:
             try:
                 self.close()
@@ -143,11 +171,15 @@ class QdrantStore:
 
     @property
     def _client(self) -> Any:
-        if self._conn is None:
+        conn = self._root._conn  # a view uses (and sees the close of) its owner's client
+        if conn is None:
             raise closed_error(self)
-        return self._conn
+        return conn
 
     def close(self) -> None:
+        """Close the client; a :meth:`for_project` view holds none: closing it does nothing."""
+        if self.is_view:
+            return
         if self._conn is not None:
             conn, self._conn = self._conn, None
             with engine_errors("close", self):
@@ -194,6 +226,11 @@ class QdrantStore:
             if self.engine != "qdrant-local":  # payload indexes (the local mode has none)
                 for key in ("task_id", "generation"):
                     c.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD, wait=True)
+                if spec.projects:  # the tenant index: each project's points together, filtered searches per tenant
+                    tenant = (models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+                              if _version(self.engine_version) >= TENANT_INDEX_SINCE else models.PayloadSchemaType.KEYWORD)
+                    for name in (self.collection, self.assets_collection):
+                        c.create_payload_index(name, PROJECT_FIELD, tenant, wait=True)
 
     def _read_spec(self) -> CollectionSpec:
         meta = getattr(self._client.get_collection(self.collection).config, "metadata", None) or {}
@@ -215,13 +252,14 @@ class QdrantStore:
 
         check_local(rows)  # before anything is written
         local = bool(self.spec.local_features)
+        project = self._key_project
         with engine_errors("insert", self):
             points = [
                 models.PointStruct(
-                    id=point_id(frame_key(r.task_id, r.generation, r.frame)),
+                    id=point_id(frame_key(r.task_id, r.generation, r.frame, project)),
                     vector={VECTOR: as_vector(r.vector), PDQ_VECTOR: pdq_bits(r.pdq)},
-                    payload={**frame_payload(r), LOCAL_FIELD: encode_local(r.local)} if local and r.local
-                    else frame_payload(r),
+                    payload={**frame_payload(r, project), LOCAL_FIELD: encode_local(r.local)} if local and r.local
+                    else frame_payload(r, project),
                 )
                 for r in rows
             ]
@@ -242,8 +280,10 @@ class QdrantStore:
         with engine_errors(what, self):
             client = self._client  # a closed store raises, even with nothing to commit
             if records:
+                project = self._key_project
                 client.upsert(self.assets_collection, [
-                    models.PointStruct(id=point_id(r.task_id), vector={}, payload=asdict(r)) for r in records
+                    models.PointStruct(id=point_id(asset_key(r.task_id, project)), vector={},
+                                       payload=asset_payload(r, project)) for r in records
                 ], wait=True)
 
     def delete_asset(self, task_id: str) -> AssetRecord | None:
@@ -252,14 +292,31 @@ class QdrantStore:
         record = self.assets([task_id]).get(task_id)
         if record is not None:
             with engine_errors(f"delete of {task_id!r}", self):
-                self._client.delete(self.assets_collection, models.PointIdsList(points=[point_id(task_id)]),
+                self._client.delete(self.assets_collection,
+                                    models.PointIdsList(points=[point_id(asset_key(task_id, self._key_project))]),
                                     wait=True)
         return record
+
+    def _in_project(self) -> list:
+        """The filter conditions that confine a query to this store's project ([] in a collection
+        without projects, whose rows all belong to the default project)."""
+        from qdrant_client import models
+
+        if not self.spec.projects:
+            return []
+        return [models.FieldCondition(key=PROJECT_FIELD, match=models.MatchValue(value=self.project))]
+
+    def _project_filter(self):
+        """A filter to this store's project, or None (a collection without projects)."""
+        from qdrant_client import models
+
+        must = self._in_project()
+        return models.Filter(must=must) if must else None
 
     def _frame_filter(self, task_id: str, keep_generation: str | None = None, generation: str | None = None):
         from qdrant_client import models
 
-        must = [models.FieldCondition(key="task_id", match=models.MatchValue(value=task_id))]
+        must = [*self._in_project(), models.FieldCondition(key="task_id", match=models.MatchValue(value=task_id))]
         if generation is not None:
             must.append(models.FieldCondition(key="generation", match=models.MatchValue(value=generation)))
         must_not = []
@@ -283,12 +340,14 @@ class QdrantStore:
         from qdrant_client import models
 
         params = None if self.engine == "qdrant-local" else search_params(self.spec.index, models)  # local: exact
+        flt = self._project_filter()  # the engine filters: other projects never take a place in the top-k
         out: list[list[Hit]] = []
         with engine_errors("search", self):
             for v in np.asarray(vectors, dtype=np.float32):
                 res = self._client.query_points_groups(
                     self.collection, query=v.tolist(), using=VECTOR, group_by="task_id", limit=limit,
                     group_size=per_asset, with_payload=FRAME_FIELDS, search_params=params,  # not `local`
+                    query_filter=flt,
                 )
                 out.append([hit_from(p.payload, p.score) for g in res.groups for p in g.hits])
         return out
@@ -297,7 +356,9 @@ class QdrantStore:
         if not task_ids:
             return {}
         with engine_errors("read of asset records", self):
-            points = self._client.retrieve(self.assets_collection, [point_id(t) for t in dict.fromkeys(task_ids)],
+            project = self._key_project  # the key holds the project: another project's record is another id
+            points = self._client.retrieve(self.assets_collection,
+                                           [point_id(asset_key(t, project)) for t in dict.fromkeys(task_ids)],
                                            with_payload=True)
             return {p.payload["task_id"]: asset_record(p.payload) for p in points}
 
@@ -320,12 +381,13 @@ class QdrantStore:
     def generations(self) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
         fields = ["task_id", "generation"]
         with engine_errors("scan", self):
-            return scan_generations(self._scroll(self.assets_collection, None, fields),
-                                    self._scroll(self.collection, None, fields))
+            flt = self._project_filter()
+            return scan_generations(self._scroll(self.assets_collection, flt, fields),
+                                    self._scroll(self.collection, flt, fields))
 
     def local_features(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], bytes]:
         """Read by point id, only the ``local`` payload key, ``LOCAL_BATCH`` ids per ``retrieve``."""
-        wanted = {point_id(k): key for k, key in local_keys(keys).items()}
+        wanted = {point_id(k): key for k, key in local_keys(keys, self._key_project).items()}
         if not wanted:
             return {}
         with engine_errors("read of local features", self):
@@ -357,8 +419,9 @@ class QdrantStore:
 
     def count(self) -> tuple[int, int]:
         with engine_errors("count", self):
-            return (self._client.count(self.assets_collection, exact=True).count,
-                    self._client.count(self.collection, exact=True).count)
+            flt = self._project_filter()
+            return (self._client.count(self.assets_collection, count_filter=flt, exact=True).count,
+                    self._client.count(self.collection, count_filter=flt, exact=True).count)
 
 
 def _point_batches(points: list, dim: int) -> Iterator[list]:

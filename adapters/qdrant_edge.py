@@ -18,6 +18,17 @@ Layout: a vecsim collection ``NAME`` is the folder ``PATH/NAME/`` holding two Ed
 - ``assets/``: one vector-less point per visible asset (id = UUID5 of the task_id, payload = the
   :class:`~vecsim.store.AssetRecord`); Edge needs a vector definition, so it declares an unused
   sparse vector;
+
+  in a collection with projects (``spec.projects``, every collection vecsim >= 0.4 creates), the
+  points of both shards also carry the payload ``project``, with a keyword payload index made with
+  ``is_tenant=True`` (Qdrant then keeps each project's points together in storage and plans a
+  filtered search per tenant), the ids are the UUID5 of the project-prefixed keys
+  (``_common.frame_key`` / ``asset_key``), and every query, scroll, count and delete by filter of a
+  store object is filtered to its project (``docs/tenancy.md``). The HNSW types build one graph
+  per project (``m=0, payload_m=M``, Qdrant's multitenancy layout) instead of one over all rows:
+  every search of such a collection is filtered to one project, and on a global graph a filtered
+  search whose neighbourhood was full of another project's rows found too few of its own; a project
+  smaller than ``full_scan_threshold_kb`` gets no graph and is searched exactly, through the index;
 - ``vecsim_spec.json``: the :class:`~vecsim.store.CollectionSpec`, checked on every open.
 
 A collection is built in a hidden sibling folder and renamed into place, so a creation that dies
@@ -81,7 +92,6 @@ import shutil
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +100,17 @@ import numpy as np
 from vecsim.errors import IndexConfigError, StoreError
 from vecsim.index_config import IndexConfig
 from vecsim.store import AssetRecord, CollectionSpec, FrameRow, Hit, StoredFrame
+from vecsim.validate import DEFAULT_PROJECT, check_project
 
 from ._common import (  # same point ids, encodings and index mapping as the server adapter
     FRAME_FIELDS,
     LOCAL_FIELD,
+    PROJECT_FIELD,
     QDRANT_COLLECTION_NAME,
+    ProjectScoped,
     as_vector,
+    asset_key,
+    asset_payload,
     asset_record,
     batched,
     check_collection_name,
@@ -164,14 +179,16 @@ def metric_name(index: IndexConfig) -> str:
     return getattr(index.metric, "value", str(index.metric))
 
 
-class QdrantEdgeStore:
+class QdrantEdgeStore(ProjectScoped):
     """A :class:`~vecsim.store.VectorStore` on Qdrant Edge (``qdrant-edge:PATH``), in-process."""
 
     def __init__(self, uri: str, collection: str, create_spec: CollectionSpec,
-                 options: QdrantEdgeOptions | None = None):
+                 options: QdrantEdgeOptions | None = None, project: str = DEFAULT_PROJECT):
         """``options.indexing_threshold_kb`` and ``options.full_scan_threshold_kb`` apply when the
         collection is created (they are saved with its shards); ``options.auto_optimize``
-        (unindexed rows that make a search optimize first, or None for never) to this store object."""
+        (unindexed rows that make a search optimize first, or None for never) to this store object.
+        ``project``: the project this store object is confined to (:meth:`for_project`)."""
+        project = check_project(project)
         options = options or QdrantEdgeOptions()
         if importlib.util.find_spec("qdrant_edge") is None:
             raise IndexConfigError(f"{uri!r} needs qdrant-edge-py (a dependency of vecsim): pip install qdrant-edge-py")
@@ -199,6 +216,7 @@ class QdrantEdgeStore:
                     check_supported(create_spec)
                     self._create(create_spec, indexing_threshold_kb, full_scan_threshold_kb)
                 self.spec = self._read_spec()  # ours, or that of a store that created it meanwhile
+                self._set_project(project)
                 self._open_shards()
                 self._params = self._search_params()
         except BaseException:
@@ -210,7 +228,10 @@ class QdrantEdgeStore:
 
     def close(self) -> None:
         """Release this store's hold on the shards; the last store of the process that holds them
-        flushes and closes them (another process may then open the collection). Idempotent."""
+        flushes and closes them (another process may then open the collection). Idempotent. A
+        :meth:`for_project` view holds nothing: closing it does nothing."""
+        if self.is_view:
+            return
         shared, self._shared = self._shared, None
         self._frames = self._assets = None
         if shared is not None:
@@ -241,8 +262,10 @@ class QdrantEdgeStore:
         if layout.hnsw is None:  # FLAT, m=0: no graph; optimize() still merges and vacuums segments
             hnsw = HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=full_scan_threshold_kb)
         else:
-            hnsw = HnswIndexConfig(m=layout.hnsw[0], ef_construct=layout.hnsw[1],
-                                   full_scan_threshold=full_scan_threshold_kb)
+            hnsw = (HnswIndexConfig(m=0, payload_m=layout.hnsw[0], ef_construct=layout.hnsw[1],
+                                    full_scan_threshold=full_scan_threshold_kb) if spec.projects
+                    else HnswIndexConfig(m=layout.hnsw[0], ef_construct=layout.hnsw[1],
+                                         full_scan_threshold=full_scan_threshold_kb))
         quantization = None
         if layout.scalar_int8:
             quantization = ScalarQuantizationConfig(type=ScalarType.Int8, memory=Memory.Pinned)
@@ -267,6 +290,7 @@ class QdrantEdgeStore:
             EdgeOptimizersConfig,
             EdgeShard,
             EdgeSparseVectorParams,
+            KeywordIndexParams,
             Memory,
             PayloadSchemaType,
             UpdateOperation,
@@ -288,14 +312,20 @@ class QdrantEdgeStore:
                 try:
                     for key in ("task_id", "generation"):
                         frames.update(UpdateOperation.create_field_index(key, PayloadSchemaType.Keyword))
+                    if spec.projects:
+                        frames.update(UpdateOperation.create_field_index(PROJECT_FIELD, KeywordIndexParams(is_tenant=True)))
                     frames.flush()
                 finally:
                     frames.close()
                 assets = EdgeShard.create(str(tmp / ASSETS_DIR),
                                           EdgeConfig(sparse_vectors={"unused": EdgeSparseVectorParams()},
                                                      payload_memory=Memory.Cached, id_tracker_memory=Memory.Cached))
-                assets.flush()
-                assets.close()
+                try:
+                    if spec.projects:  # counts and scans of one project's records
+                        assets.update(UpdateOperation.create_field_index(PROJECT_FIELD, KeywordIndexParams(is_tenant=True)))
+                    assets.flush()
+                finally:
+                    assets.close()
                 (tmp / SPEC_FILE).write_text(spec.to_json(), encoding="utf-8")
                 try:
                     os.rename(tmp, self.path)  # atomic: the collection appears whole or not at all
@@ -332,12 +362,14 @@ class QdrantEdgeStore:
 
     @property
     def _unoptimized(self) -> int:
-        return self._shared.unoptimized if self._shared is not None else 0
+        shared = self._root._shared
+        return shared.unoptimized if shared is not None else 0
 
     @_unoptimized.setter
     def _unoptimized(self, value: int) -> None:
-        if self._shared is not None:
-            self._shared.unoptimized = value
+        shared = self._root._shared
+        if shared is not None:
+            shared.unoptimized = value
 
     def _search_params(self) -> Any:
         import qdrant_edge
@@ -345,7 +377,7 @@ class QdrantEdgeStore:
         return qdrant_search_params(self.spec.index, qdrant_edge, self.options.hnsw_ef)
 
     def _shard(self, name: str) -> Any:
-        shard = getattr(self, name)
+        shard = getattr(self._root, name)  # a view uses (and sees the close of) its owner's shards
         if shard is None:
             raise closed_error(self)
         return shard
@@ -355,7 +387,7 @@ class QdrantEdgeStore:
         indexing threshold, merges small segments, vacuums deleted rows). Blocks until done;
         True if anything changed."""
         frames, assets = self._shard("_frames"), self._shard("_assets")
-        with self._shared.optimizing, engine_errors("optimize", self):  # one optimization at a time
+        with self._root._shared.optimizing, engine_errors("optimize", self):  # one optimization at a time
             changed = bool(frames.optimize())
             assets.optimize()
         self._unoptimized = 0
@@ -378,16 +410,17 @@ class QdrantEdgeStore:
         check_local(rows)  # before anything is written
         local = bool(self.spec.local_features)
         dim = self.spec.dim
+        project = self._key_project
         with engine_errors("insert", self):
             # WRITE_BATCH rows per operation, fewer where local features make them large
             for chunk in batched(rows, lambda r: 1024 + 12 * dim + (4 * len(r.local) // 3 if local else 0),
                                  WRITE_BATCH, WRITE_BYTES):
                 points = [
                     Point(
-                        id=point_id(frame_key(r.task_id, r.generation, r.frame)),
+                        id=point_id(frame_key(r.task_id, r.generation, r.frame, project)),
                         vector={VECTOR: as_vector(r.vector), PDQ_VECTOR: pdq_bits(r.pdq)},
-                        payload={**frame_payload(r), LOCAL_FIELD: encode_local(r.local)} if local and r.local
-                        else frame_payload(r),
+                        payload={**frame_payload(r, project), LOCAL_FIELD: encode_local(r.local)}
+                        if local and r.local else frame_payload(r, project),
                     )
                     for r in chunk
                 ]
@@ -405,11 +438,13 @@ class QdrantEdgeStore:
 
         records = list(records)
         shard = self._shard("_assets")  # a closed store says so, even for no records
+        project = self._key_project
         for i in range(0, len(records), WRITE_BATCH):
             chunk = records[i : i + WRITE_BATCH]
             what = f"commit of {chunk[0].task_id!r}" if len(chunk) == 1 else f"commit of {len(chunk)} assets"
             with engine_errors(what, self):  # also: a payload the engine cannot take
-                points = [Point(id=point_id(r.task_id), vector={}, payload=asdict(r)) for r in chunk]
+                points = [Point(id=point_id(asset_key(r.task_id, project)), vector={}, payload=asset_payload(r, project))
+                          for r in chunk]
                 shard.update(UpdateOperation.upsert_points(points))
 
     def delete_asset(self, task_id: str) -> AssetRecord | None:
@@ -418,14 +453,30 @@ class QdrantEdgeStore:
         record = self.assets([task_id]).get(task_id)
         if record is not None:
             with engine_errors(f"delete of {task_id!r}", self):
-                self._shard("_assets").update(UpdateOperation.delete_points([point_id(task_id)]))
+                self._shard("_assets").update(
+                    UpdateOperation.delete_points([point_id(asset_key(task_id, self._key_project))]))
         return record
 
-    @staticmethod
-    def _frame_filter(task_id: str, keep_generation: str | None = None, generation: str | None = None) -> Any:
+    def _in_project(self) -> list[Any]:
+        """The filter conditions that confine a query to this store's project ([] in a collection
+        without projects, whose rows all belong to the default project)."""
+        from qdrant_edge import FieldCondition, MatchValue
+
+        if not self.spec.projects:
+            return []
+        return [FieldCondition(key=PROJECT_FIELD, match=MatchValue(self.project))]
+
+    def _project_filter(self) -> Any:
+        """A filter to this store's project, or None (a collection without projects)."""
+        from qdrant_edge import Filter
+
+        must = self._in_project()
+        return Filter(must=must) if must else None
+
+    def _frame_filter(self, task_id: str, keep_generation: str | None = None, generation: str | None = None) -> Any:
         from qdrant_edge import FieldCondition, Filter, MatchValue
 
-        must = [FieldCondition(key="task_id", match=MatchValue(task_id))]
+        must = [*self._in_project(), FieldCondition(key="task_id", match=MatchValue(task_id))]
         if generation is not None:
             must.append(FieldCondition(key="generation", match=MatchValue(generation)))
         must_not = None
@@ -462,6 +513,7 @@ class QdrantEdgeStore:
         from qdrant_edge import FieldCondition, Filter, MatchAny, Query, QueryRequest
 
         queries = [v.tolist() for v in vectors]
+        in_project = self._in_project() or None  # the engine filters: other projects never fill a fetch
         oversample = OVERSAMPLE_EXACT if str(self.spec.index.type) == "FLAT" else OVERSAMPLE_HNSW
         fetch = min(MAX_FETCH, limit * per_asset * oversample)
         groups: list[dict[str, list[Hit]]] = [{} for _ in queries]  # task_id -> its frames, best first
@@ -473,8 +525,9 @@ class QdrantEdgeStore:
             results = self._query_batch([
                 QueryRequest(limit=ask, query=Query.Nearest(queries[i], using=VECTOR), params=self._params,
                              with_payload=_FRAME_FIELDS,
-                             filter=Filter(must_not=[FieldCondition(key="task_id", match=MatchAny(list(groups[i])))])
-                             if groups[i] else None)
+                             filter=Filter(must=in_project,
+                                           must_not=[FieldCondition(key="task_id", match=MatchAny(list(groups[i])))])
+                             if groups[i] else (Filter(must=in_project) if in_project else None))
                 for i, ask in todo
             ])
             for (i, ask), points in zip(todo, results):
@@ -506,7 +559,7 @@ class QdrantEdgeStore:
         with engine_errors("PDQ search", self):
             points = self._shard("_frames").query(QueryRequest(
                 limit=limit, query=Query.Nearest(pdq_bits(pdq), using=PDQ_VECTOR), params=SearchParams(exact=True),
-                with_payload=PayloadSelector.Include(["task_id", "generation", "frame"])))
+                filter=self._project_filter(), with_payload=PayloadSelector.Include(["task_id", "generation", "frame"])))
         return [(p.payload["task_id"], p.payload["generation"], int(p.payload["frame"]), round(p.score))
                 for p in points]
 
@@ -514,7 +567,9 @@ class QdrantEdgeStore:
         if not task_ids:
             return {}
         with engine_errors("read of asset records", self):
-            points = self._shard("_assets").retrieve([point_id(t) for t in dict.fromkeys(task_ids)], True, False)
+            project = self._key_project  # the key holds the project: another project's record is another id
+            points = self._shard("_assets").retrieve([point_id(asset_key(t, project)) for t in dict.fromkeys(task_ids)],
+                                                     True, False)
             return {p.payload["task_id"]: asset_record(p.payload) for p in points}
 
     def _scroll(self, name: str, flt: Any = None, fields: list[str] | None = None):
@@ -538,13 +593,14 @@ class QdrantEdgeStore:
     def generations(self) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
         fields = ["task_id", "generation"]
         with engine_errors("scan", self):
-            return scan_generations(self._scroll("_assets", None, fields), self._scroll("_frames", None, fields))
+            flt = self._project_filter()
+            return scan_generations(self._scroll("_assets", flt, fields), self._scroll("_frames", flt, fields))
 
     def local_features(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], bytes]:
         """Read by point id, only the ``local`` payload key, ``LOCAL_BATCH`` ids per ``retrieve``."""
         from qdrant_edge import PayloadSelector
 
-        wanted = {point_id(k): key for k, key in local_keys(keys).items()}
+        wanted = {point_id(k): key for k, key in local_keys(keys, self._key_project).items()}
         if not wanted:
             return {}
         with engine_errors("read of local features", self):
@@ -559,8 +615,9 @@ class QdrantEdgeStore:
         from qdrant_edge import CountRequest
 
         with engine_errors("count", self):
-            return (self._shard("_assets").count(CountRequest(exact=True)),
-                    self._shard("_frames").count(CountRequest(exact=True)))
+            flt = self._project_filter()
+            return (self._shard("_assets").count(CountRequest(exact=True, filter=flt)),
+                    self._shard("_frames").count(CountRequest(exact=True, filter=flt)))
 
 
 class _Shards:

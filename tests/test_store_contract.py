@@ -1,10 +1,13 @@
 """Contract tests of the :class:`~vecsim.store.VectorStore` protocol itself, on every backend of the
 conformance table (``tests/backends.py``), through ``vecsim.adapters.open_store``: 8-d vectors
-under a fake spec, no descriptor, so each backend runs in seconds. Then the adapters' shared
-pieces (options, the error boundary) and the Milvus Lite defects."""
+under a fake spec, no descriptor, so each backend runs in seconds. The collections are made as this
+vecsim makes them (with projects; the stores scoped to the default project unless a test says
+otherwise); the project tests also run the protocol on one made without (by vecsim < 0.4). Then the
+adapters' shared pieces (options, the error boundary) and the Milvus Lite defects."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -15,7 +18,7 @@ import numpy as np
 import pytest
 
 from vecsim.adapters import MilvusOptions, QdrantEdgeOptions, QdrantOptions, open_store
-from vecsim.adapters._common import engine_errors
+from vecsim.adapters._common import asset_key, engine_errors, frame_key, point_id
 from vecsim.errors import IndexConfigError, InvalidRequestError, StoreError, StoreUnavailableError, VecsimError
 from vecsim.index_config import FlatIndex
 from vecsim.store import MAX_LOCAL_BYTES, AssetRecord, CollectionSpec, FrameRow, ReadOnlyStore
@@ -23,7 +26,10 @@ from vecsim.store import MAX_LOCAL_BYTES, AssetRecord, CollectionSpec, FrameRow,
 from .backends import BACKENDS, backend_uri
 
 DIM = 8
-SPEC = CollectionSpec("contract-desc", "1", DIM, FlatIndex())
+#: A collection as this vecsim creates it: with projects.
+SPEC = CollectionSpec("contract-desc", "1", DIM, FlatIndex(), projects=True)
+#: One as vecsim < 0.4 created it: no project field, keys as they were.
+OLD_SPEC = CollectionSpec("contract-desc", "1", DIM, FlatIndex())
 PDQ = "0" * 64
 
 
@@ -206,9 +212,209 @@ def test_reopen_returns_the_stored_spec(backend_module):
         again.close()
 
 
+# --- projects ----------------------------------------------------------------------------------
+
+
+def _stored_keys(store) -> tuple[set[str], set[str]]:
+    """The engine's own ids of every frame row and every asset record of the collection (all
+    projects): Milvus primary keys, Qdrant point ids."""
+    if store.engine in ("milvus", "milvus-lite"):
+        client = store._client
+
+        def pks(name: str, field: str) -> set[str]:
+            return {r[field] for r in client.query(name, filter=f'{field} != ""', output_fields=[field], limit=16384,
+                                                   consistency_level="Strong")}
+
+        return pks(store.collection, "pk"), pks(store.assets_collection, "pk" if store.spec.projects else "task_id")
+    if store.engine == "qdrant-edge":
+        from qdrant_edge import ScrollRequest
+
+        def shard_ids(shard) -> set[str]:
+            points, _ = shard.scroll(ScrollRequest(limit=10_000, with_payload=False, with_vector=False))
+            return {str(p.id) for p in points}
+
+        return shard_ids(store._shard("_frames")), shard_ids(store._shard("_assets"))
+
+    def ids(name: str) -> set[str]:
+        points, _ = store._client.scroll(name, limit=10_000, with_payload=False, with_vectors=False)
+        return {str(p.id) for p in points}
+
+    return ids(store.collection), ids(store.assets_collection)
+
+
+def _engine_ids(store, keys: list[str]) -> set[str]:
+    """What the engine stores for these keys: the keys (Milvus) or their UUID5 (Qdrant)."""
+    return set(keys) if store.engine.startswith("milvus") else {point_id(k) for k in keys}
+
+
+def test_the_key_functions():
+    assert asset_key("t") == "t" and frame_key("t", "g", 3) == "t#g#3"  # a collection without projects
+    assert asset_key("t", "") == "/t" and frame_key("t", "g", 3, "") == "/t#g#3"  # the default project
+    assert asset_key("a/b", "acme") == "acme/a/b" and frame_key("t#1", "g", 0, "acme") == "acme/t#1#g#0"
+    assert point_id(asset_key("t", "")) != point_id(asset_key("t"))
+
+
+def test_keys_hold_the_project(backend_module):
+    _, uri, options = backend_module
+    with open_store(uri, f"k_{uuid.uuid4().hex[:10]}", SPEC, project="acme", **options) as store:
+        assert store.project == "acme"
+        for s in (store, store.for_project("")):
+            s.insert_frames(rows("t", "g", [basis(0), basis(1)]))
+            s.commit_asset(record("t", "g", 2))
+        frames, assets = _stored_keys(store)
+        assert frames == _engine_ids(store, ["acme/t#g#0", "acme/t#g#1", "/t#g#0", "/t#g#1"])
+        assert assets == _engine_ids(store, ["acme/t", "/t"])
+
+
+def test_projects_on_one_collection_are_isolated(store):
+    assert store.project == "" and store.spec.projects
+    a, b = store.for_project("a"), store.for_project("b")
+    a.insert_frames(rows("t", "g1", [basis(0), basis(1)]))
+    b.insert_frames(rows("t", "g1", [basis(2)]))  # the same task_id, generation and frame numbers
+    b.insert_frames(rows("u", "g1", [basis(3)]))
+    a.commit_asset(record("t", "g1", 2, who="a"))
+    b.commit_assets([record("t", "g1", 1, who="b"), record("u", "g1", 1)])
+    assert a.assets(["t", "u"]) == {"t": record("t", "g1", 2, who="a")}
+    assert b.assets(["t", "u"]) == {"t": record("t", "g1", 1, who="b"), "u": record("u", "g1", 1)}
+    assert store.assets(["t", "u"]) == {} and store.count() == (0, 0) and store.generations() == ({}, {})
+    assert (a.count(), b.count()) == ((1, 2), (2, 2))
+    assert [f.frame for f in a.frames("t", "g1")] == [0, 1] and [f.frame for f in b.frames("t", "g1")] == [0]
+    assert a.generations() == ({"t": "g1"}, {("t", "g1"): 2})
+    assert b.generations() == ({"t": "g1", "u": "g1"}, {("t", "g1"): 1, ("u", "g1"): 1})
+    [hits] = a.search(basis(2)[None], limit=5, per_asset=5)  # B's exact match is not A's
+    assert [(h.task_id, h.frame) for h in hits] in ([("t", 0), ("t", 1)], [("t", 1), ("t", 0)])
+    assert all(h.raw_score < 0.5 for h in hits)
+    assert [(h.task_id, h.frame) for h in b.search(basis(2)[None], limit=1)[0]] == [("t", 0)]
+    assert store.search(basis(2)[None], limit=5) == [[]]
+
+    assert b.delete_asset("t") == record("t", "g1", 1, who="b") and b.delete_asset("t") is None
+    assert a.assets(["t"]) == {"t": record("t", "g1", 2, who="a")}
+    assert a.delete_asset("u") is None and a.delete_frames("u") == 0  # u is B's
+    assert b.delete_frames("t") == 1
+    assert (a.count(), b.count()) == ((1, 2), (1, 1))
+    assert a.delete_frames("t", keep_generation="g1") == 0 and a.delete_frames("t") == 2
+    assert (a.count(), b.count()) == ((1, 0), (1, 1)) and b.assets(["u"]) == {"u": record("u", "g1", 1)}
+
+
+def test_another_projects_rows_never_crowd_a_search(store):
+    rng = np.random.default_rng(11)
+    q = basis(0)
+    noisy = store.for_project("noisy")
+    crowd = [unit(q + rng.normal(scale=0.01, size=DIM)) for _ in range(60)]
+    for i in range(0, 60, 2):  # 30 assets of near copies of the query, two frames each
+        noisy.insert_frames(rows(f"n{i}", "g1", crowd[i : i + 2]))
+    noisy.commit_assets([record(f"n{i}", "g1", 2) for i in range(0, 60, 2)])
+    quiet = store.for_project("quiet")
+    quiet.insert_frames(rows("mine", "g1", [unit(q + 0.9 * basis(1)), basis(5)]))
+    quiet.insert_frames(rows("other", "g1", [unit(q + 2.0 * basis(2))]))
+    quiet.commit_assets([record("mine", "g1", 2), record("other", "g1", 1)])
+    store.build_index()
+    [hits] = quiet.search(q[None], limit=1)
+    assert [h.task_id for h in hits] == ["mine"]
+    [hits] = quiet.search(q[None], limit=3, per_asset=2)  # all of quiet's, grouped, best asset first
+    assert [(h.task_id, h.frame) for h in hits] == [("mine", 0), ("mine", 1), ("other", 0)]
+    [hits] = noisy.search(q[None], limit=3, per_asset=2)
+    assert len({h.task_id for h in hits}) == 3 and all(h.task_id.startswith("n") for h in hits)
+    assert all(sum(h.task_id == t for h in hits) <= 2 for t in {h.task_id for h in hits})  # groups may stop early
+
+
+def test_local_features_are_read_per_project(local_store):
+    a, b = local_store.for_project("a"), local_store.for_project("b")
+    a.insert_frames(with_local(rows("t", "g1", [basis(0), basis(1)]), [b"a0", b"a1"]))
+    b.insert_frames(with_local(rows("t", "g1", [basis(0)]), [b"b0"]))
+    keys = [("t", "g1", 0), ("t", "g1", 1)]
+    assert a.local_features(keys) == {("t", "g1", 0): b"a0", ("t", "g1", 1): b"a1"}
+    assert b.local_features(keys) == {("t", "g1", 0): b"b0"}
+    assert local_store.local_features(keys) == {}
+
+
+def test_a_view_shares_the_connection_and_does_not_close_it(backend_module):
+    _, uri, options = backend_module
+    s = open_store(uri, f"v_{uuid.uuid4().hex[:10]}", SPEC, project="a", **options)
+    v = s.for_project("b")
+    assert (v.project, s.project) == ("b", "a")
+    assert (v.uri, v.collection, v.engine, v.engine_version, v.spec) == (s.uri, s.collection, s.engine,
+                                                                       s.engine_version, s.spec)
+    v.insert_frames(rows("t", "g1", [basis(0)]))
+    v.commit_asset(record("t", "g1", 1))
+    v.close()
+    v.close()
+    assert v.count() == (1, 1) and s.count() == (0, 0)  # closing a view closes nothing
+    again = v.for_project("a")  # a view of a view: still the owner's connection
+    assert again.project == "a" and again.count() == (0, 0)
+    ro = ReadOnlyStore(s).for_project("b")
+    assert isinstance(ro, ReadOnlyStore) and ro.project == "b" and ro.count() == (1, 1)
+    assert not hasattr(ro, "insert_frames") and "project 'b'" in repr(ro)
+    s.close()
+    for view in (v, again):
+        with pytest.raises(StoreError, match="closed"):
+            view.count()
+        with pytest.raises(StoreError, match="closed"):
+            view.search(basis(0)[None], limit=1)
+
+
+def test_an_old_collection_keeps_its_keys_and_only_the_default_project(backend_module):
+    _, uri, options = backend_module
+    name = f"o_{uuid.uuid4().hex[:10]}"
+    old = open_store(uri, name, OLD_SPEC, **options)  # as vecsim < 0.4 made it
+    try:
+        assert not old.spec.projects and old.project == ""
+        old.insert_frames(rows("t", "g", [basis(0), basis(1)]))
+        old.commit_asset(record("t", "g", 2))
+        frames, assets = _stored_keys(old)
+        assert frames == _engine_ids(old, ["t#g#0", "t#g#1"]) and assets == _engine_ids(old, ["t"])
+        assert old.for_project("").count() == (1, 2)
+        with pytest.raises(IndexConfigError, match=r"vecsim < 0\.4, without project isolation.*not 'a'"):
+            old.for_project("a")
+        with pytest.raises(IndexConfigError):
+            ReadOnlyStore(old).for_project("a")
+    finally:
+        old.close()
+    with pytest.raises(IndexConfigError, match="holds only the default project"):
+        open_store(uri, name, SPEC, project="a", **options)
+    with open_store(uri, name, SPEC, **options) as again:  # the stored spec wins; the refusal closed its store
+        assert again.spec == OLD_SPEC and again.count() == (1, 2)
+        assert again.assets(["t"]) == {"t": record("t", "g", 2)}
+        assert [h.task_id for h in again.search(basis(1)[None], limit=1)[0]] == ["t"]
+        assert again.delete_frames("t", keep_generation="g") == 0 and again.generations() == ({"t": "g"},
+                                                                                                {("t", "g"): 2})
+
+
+def test_a_bad_project_name_opens_nothing(backend_module):
+    _, uri, options = backend_module
+    name = f"n_{uuid.uuid4().hex[:10]}"
+    for bad in ("a/b", "-x", "x" * 65, None):
+        with pytest.raises(InvalidRequestError, match="invalid project"):
+            open_store(uri, name, SPEC, project=bad, **options)
+    with open_store(uri, name, OLD_SPEC, **options) as s:  # the refusals created nothing: this creates it
+        assert s.spec == OLD_SPEC
+        with pytest.raises(InvalidRequestError, match="invalid project"):
+            s.for_project("a b")
+
+
+def test_the_project_field_per_engine(backend_module):
+    """Milvus: a ``project`` field on both collections, the frames' partition key on a server only
+    (Milvus Lite never prunes by one; a server loses upserted rows from key-filtered reads: see
+    adapters/milvus.py); Qdrant server and Edge: a keyword index with ``is_tenant``."""
+    _, uri, options = backend_module
+    with open_store(uri, f"f_{uuid.uuid4().hex[:10]}", SPEC, **options) as s:
+        if s.engine.startswith("milvus"):
+            frames = {f["name"]: f for f in s._client.describe_collection(s.collection)["fields"]}
+            assets = {f["name"]: f for f in s._client.describe_collection(s.assets_collection)["fields"]}
+            assert frames["project"]["params"]["max_length"] == 64 and assets["project"]["params"]["max_length"] == 64
+            assert bool(frames["project"].get("is_partition_key")) is (s.engine == "milvus")
+            assert not assets["project"].get("is_partition_key") and assets["pk"]["is_primary"]
+        elif s.engine == "qdrant-edge":
+            for shard in (s._frames, s._assets):
+                assert shard.info().payload_schema["project"].params.is_tenant is True
+        elif s.engine == "qdrant":
+            for name in (s.collection, s.assets_collection):
+                assert s._client.get_collection(name).payload_schema["project"].params.is_tenant is True
+
+
 # --- local features ----------------------------------------------------------------------------
 
-LOCAL_SPEC = CollectionSpec("contract-desc", "1", DIM, FlatIndex(), local_features="test-v1")
+LOCAL_SPEC = CollectionSpec("contract-desc", "1", DIM, FlatIndex(), local_features="test-v1", projects=True)
 
 
 def blob(seed: int, n: int) -> bytes:
@@ -232,9 +438,14 @@ def local_store(backend_module):
 def test_the_spec_keeps_local_features_and_old_json_still_loads():
     assert CollectionSpec.from_json(LOCAL_SPEC.to_json()) == LOCAL_SPEC
     assert CollectionSpec.from_json(SPEC.to_json()) == SPEC and SPEC.local_features == ""
+    assert CollectionSpec.from_json(OLD_SPEC.to_json()) == OLD_SPEC and not OLD_SPEC.projects
     assert "local_features" not in SPEC.to_json()  # a spec without them reads as before
+    assert json.loads(SPEC.to_json())["projects"] is True and json.loads(LOCAL_SPEC.to_json())["projects"] is True
     old = '{"descriptor_name": "d", "descriptor_version": "1", "dim": 8, "index": {"type": "FLAT"}, "schema_version": 2}'
-    assert CollectionSpec.from_json(old).local_features == ""
+    assert CollectionSpec.from_json(old).local_features == "" and CollectionSpec.from_json(old).projects is False
+    assert OLD_SPEC.to_json() == (  # what vecsim 0.3 wrote, byte for byte: no "projects" key
+        '{"descriptor_name": "contract-desc", "descriptor_version": "1", "dim": 8, "index": '
+        + json.dumps(FlatIndex().model_dump(mode="json"), sort_keys=True) + ', "schema_version": 2}')
     assert FrameRow("a", "g", 0, 0.0, 1.0, basis(0), PDQ).local == b""
 
 
@@ -416,10 +627,12 @@ BACKENDS_ENGINE = {"milvus-lite": "milvus-lite", "qdrant-local": "qdrant-local",
                    "milvus-server": "milvus", "milvus-docker": "milvus", "qdrant-docker": "qdrant"}
 
 
-def test_a_closed_store_raises_store_error(backend_module):
+@pytest.mark.parametrize("view", [False, True], ids=["store", "view"])
+def test_a_closed_store_raises_store_error(backend_module, view):
     _, uri, options = backend_module
-    s = open_store(uri, f"x_{uuid.uuid4().hex[:10]}", SPEC, **options)
-    s.close()
+    owner = open_store(uri, f"x_{uuid.uuid4().hex[:10]}", SPEC, **options)
+    s = owner.for_project("p") if view else owner  # a view of a closed store is closed too
+    owner.close()
     s.close()  # idempotent
     calls = [
         lambda: s.insert_frames(rows("a", "g1", [basis(0)])),

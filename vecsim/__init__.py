@@ -26,14 +26,15 @@ from .index import CustomIndex
 from .aio import AsyncCustomIndex
 from .index_config import FlatIndex, HnswIndex, IvfFlatIndex, IvfPqIndex, IvfSq8Index, parse_index_config
 from .schema import AddManyResult, AddResult, AssetInfo, AssetMatch, IndexInfo, Match, QueryResult, RemoveResult
+from .validate import DEFAULT_PROJECT, check_project
 
 __version__ = "0.3.0"
 
 __all__ = [
-    "AddManyResult", "AddResult", "AssetInfo", "AssetMatch", "AsyncCustomIndex", "CalibrationError",
+    "AddManyResult", "AddResult", "AssetInfo", "AssetMatch", "AsyncCustomIndex", "CalibrationError", "DEFAULT_PROJECT",
     "CorruptMediaError", "CustomIndex", "DescriptorError", "DescriptorFileNotFoundError", "DescriptorMismatchError", "EmptyMediaError", "FlatIndex", "HnswIndex", "IndexConfigError",
     "IndexInfo", "InvalidRequestError", "IvfFlatIndex", "IvfPqIndex", "IvfSq8Index", "Match", "MediaError", "MediaFetchError",
     "MediaNotFoundError", "MediaTooLargeError", "MissingDependencyError", "MilvusOptions", "QdrantEdgeOptions", "QdrantOptions", "QueryResult",
     "RemoveResult", "StoreError", "StoreUnavailableError", "TaskExistsError",
-    "TaskNotFoundError", "UnsupportedMediaError", "VecsimError", "parse_index_config",
+    "TaskNotFoundError", "UnsupportedMediaError", "VecsimError", "check_project", "parse_index_config",
 ]

@@ -33,12 +33,14 @@ def _delegate(name: str) -> Callable[..., Any]:
 
 
 class AsyncCustomIndex:
-    """Use ``index = await AsyncCustomIndex.open(uri, ...)`` (same arguments as ``CustomIndex``),
-    or wrap an open one with ``AsyncCustomIndex(index)``. Every operation of ``CustomIndex``
-    (:data:`OPERATIONS`) is here as a coroutine with the same arguments and result."""
+    """Use ``index = await AsyncCustomIndex.open(uri, ...)`` (same arguments as ``CustomIndex``,
+    ``project=`` included), or wrap an open one with ``AsyncCustomIndex(index)``. Every operation
+    of ``CustomIndex`` (:data:`OPERATIONS`) is here as a coroutine with the same arguments and
+    result; ``await index.for_project(name)`` gives an ``AsyncCustomIndex`` (with its own worker
+    thread) on the same model and store, scoped to that project."""
 
     #: The methods of ``CustomIndex`` offered as coroutines.
-    OPERATIONS = ("add", "add_many", "query", "remove", "get", "vacuum", "count", "info")
+    OPERATIONS = ("add", "add_many", "query", "remove", "get", "vacuum", "count", "info", "for_project")
 
     def __init__(self, index: CustomIndex):
         self.sync = index
@@ -46,7 +48,21 @@ class AsyncCustomIndex:
 
     @classmethod
     async def open(cls, *args: Any, **kwargs: Any) -> AsyncCustomIndex:
+        """``CustomIndex(*args, **kwargs)``, opened on a worker thread (``project=...`` included)."""
         return cls(await asyncio.to_thread(CustomIndex, *args, **kwargs))
+
+    @property
+    def project(self) -> str:
+        """The project this index works in (``CustomIndex.project``)."""
+        return self.sync.project
+
+    @functools.wraps(CustomIndex.for_project)
+    async def for_project(self, project: str) -> AsyncCustomIndex:
+        # CustomIndex.for_project, wrapped: an AsyncCustomIndex on the same model and store, scoped
+        # to ``project``, with its own worker thread (one project's calls do not queue behind
+        # another's). It does no I/O, so it runs here, not on the worker; closing the result stops
+        # its thread and leaves the shared store open.
+        return AsyncCustomIndex(self.sync.for_project(project))
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ per-asset matches (:mod:`vecsim.search`, :mod:`vecsim.aggregate`) -> pydantic re
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 import time
@@ -49,7 +50,14 @@ from .schema import (
 from .search import CANDIDATES_PER_FRAME, FRAMES_PER_ASSET, QueryBatch, match_assets, search_frames  # noqa: F401
 from .store import AssetRecord, CollectionSpec, FrameRow, ReadOnlyStore, VectorStore
 from .task_locks import lock_scope, task_lock
-from .validate import MAX_METADATA_BYTES, check_metadata, check_task_id, new_task_id  # noqa: F401 (re-export)
+from .validate import (  # noqa: F401 (re-export)
+    DEFAULT_PROJECT,
+    MAX_METADATA_BYTES,
+    check_metadata,
+    check_project,
+    check_task_id,
+    new_task_id,
+)
 
 if TYPE_CHECKING:
     from .adapters import StoreOptions
@@ -98,7 +106,18 @@ class CustomIndex:
 
     ``store``: a store already opened with ``vecsim.adapters.open_store`` (e.g. one a benchmark
     bulk-loaded) to use instead of opening ``uri`` / ``collection``; the index then owns it and
-    closes it. Its spec is checked like that of an opened one.
+    closes it. Its spec is checked like that of an opened one, and it must be scoped to
+    ``project``.
+
+    ``project``: the project (tenant) the index works in: ``add``, ``query``, ``remove``, ``get``,
+    ``count``, ``info`` and ``vacuum`` see and touch only that project's assets, so many projects
+    can share one collection and even the same task_ids (``docs/tenancy.md``). ``""`` (the
+    default) is the default project; other names are 1-64 characters of ``A-Z a-z 0-9 _ . -``,
+    starting with a letter or digit (:func:`~vecsim.validate.check_project`; anything else is an
+    :class:`~vecsim.InvalidRequestError`). Every collection this version creates isolates
+    projects; one made by vecsim < 0.4 holds only the default project, and opening it with another
+    is an :class:`~vecsim.IndexConfigError`. To serve many projects from one process, open the
+    index once and call :meth:`for_project` per request.
     """
 
     def __init__(
@@ -119,9 +138,12 @@ class CustomIndex:
         store_options: StoreOptions | None = None,
         store: VectorStore | None = None,
         local_features: bool = True,
+        project: str = DEFAULT_PROJECT,
         **legacy_store_options: Any,
     ):
         from vecsim.adapters import default_index, open_store
+
+        project = check_project(project)  # before anything is opened or created
 
         if store is not None and (store_options or legacy_store_options or (uri is not None and uri != store.uri)):
             raise InvalidRequestError(
@@ -143,12 +165,23 @@ class CustomIndex:
             dim=self.descriptor.dim,
             index=wanted or (store.spec.index if store is not None else default_index(self.uri)),
             local_features=LOCAL_FORMAT if local_features else "",
+            projects=True,  # every collection this version creates isolates projects
         )
         if store is None:
             store_options, legacy_store_options = env_store_options(self.uri, store_options, legacy_store_options)
-            store = open_store(self.uri, collection, spec, store_options, **legacy_store_options)
+            store = open_store(self.uri, collection, spec, store_options, project=project, **legacy_store_options)
+        elif getattr(store, "project", DEFAULT_PROJECT) != project:
+            store.close()  # the index owns the store it was given, as when its spec is refused
+            raise InvalidRequestError(
+                f"store is scoped to project {getattr(store, 'project', DEFAULT_PROJECT)!r}, the index to {project!r}: "
+                "pass a store of the index's project (open_store(..., project=...) or store.for_project(...))"
+            )
         self._store: VectorStore = store
-        self._lock_scope = lock_scope(self.uri, self._store.collection)
+        #: The project this index object works in ("" = the default project).
+        self.project: str = project
+        #: Whether :meth:`close` closes the store (False for a :meth:`for_project` view).
+        self._owns_store = True
+        self._lock_scope = lock_scope(self.uri, self._store.collection, project)
         self._check_spec(self._store.spec, wanted)
         #: Whether frames carry local features (``CollectionSpec.local_features``, fixed when the
         #: collection was made), and whether queries verify candidates with them.
@@ -192,7 +225,30 @@ class CustomIndex:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        self._store.close()
+        """Close the store (the engine connection). An index from :meth:`for_project` shares its
+        parent's store: closing it does nothing to the store, the parent's close does."""
+        if self._owns_store:
+            self._store.close()
+
+    def for_project(self, project: str) -> CustomIndex:
+        """This index in another project: a new index object sharing this one's descriptor (the
+        model is not loaded again), media options, settings and open store (a view of it scoped to
+        ``project``: no new connection). Cheap (no I/O) and safe to call from many threads at
+        once: what a service calls once per request. Closing it does not close the shared store;
+        closing this index does, and the views then raise :class:`~vecsim.StoreError`.
+
+        ``project`` is checked like the constructor's (:class:`~vecsim.InvalidRequestError`), and a
+        collection made by vecsim < 0.4 refuses any but ``""`` (:class:`~vecsim.IndexConfigError`).
+        Two projects' adds of the same task_id run side by side; adds of one task_id in one
+        project still wait for each other (:mod:`vecsim.task_locks`)."""
+        project = check_project(project)
+        store = self._store.for_project(project)
+        view = copy.copy(self)
+        view._store = store
+        view.project = project
+        view._owns_store = False
+        view._lock_scope = (*self._lock_scope[:-1], project)  # same store and collection, this project
+        return view
 
     def __enter__(self) -> CustomIndex:
         return self
@@ -270,7 +326,7 @@ class CustomIndex:
         with task_lock(self._lock_scope, task_id):  # the existence check and the commit are one step
             existing = self._store.assets([task_id]).get(task_id)
             if existing is not None and not replace:
-                raise TaskExistsError(f"task_id {task_id!r} is already in the index (pass replace=True to overwrite)")
+                raise TaskExistsError(f"task_id {task_id!r} is already in {self._where} (pass replace=True to overwrite)")
             return self._ingest(task_id, self._open(media), metadata, existing, sweep=True)
 
     def _ingest(self, task_id: str, stream: MediaStream, metadata: dict[str, Any],
@@ -430,7 +486,7 @@ class CustomIndex:
         with task_lock(self._lock_scope, task_id):  # not in the middle of an add of the same id
             record = self._store.delete_asset(task_id)
             if record is None:
-                raise TaskNotFoundError(f"task_id {task_id!r} is not in the index")
+                raise TaskNotFoundError(f"task_id {task_id!r} is not in {self._where}")
             removed = self._store.delete_frames(task_id)
         return RemoveResult(task_id=task_id, removed_frames=removed)
 
@@ -438,7 +494,7 @@ class CustomIndex:
         task_id = check_task_id(task_id)
         record = self._store.assets([task_id]).get(task_id)
         if record is None:
-            raise TaskNotFoundError(f"task_id {task_id!r} is not in the index")
+            raise TaskNotFoundError(f"task_id {task_id!r} is not in {self._where}")
         return AssetInfo(
             task_id=task_id,
             media_type=record.media_type,
@@ -451,8 +507,9 @@ class CustomIndex:
 
     def vacuum(self) -> VacuumResult:
         """Delete frame rows that no asset commits: what an add killed half-way left behind
-        (invisible to queries, but taking space). A full scan: run it as maintenance, not while
-        adds are in flight, since an add in progress looks the same as a killed one."""
+        (invisible to queries, but taking space). A full scan of this index's project (other
+        projects' rows are neither read nor touched): run it as maintenance, not while adds are in
+        flight, since an add in progress looks the same as a killed one."""
         committed, present = self._store.generations()
         orphans = [(t, g) for (t, g) in present if committed.get(t) != g]
         removed = 0
@@ -461,10 +518,11 @@ class CustomIndex:
         return VacuumResult(removed_frames=removed, orphaned_generations=len(orphans))
 
     def count(self) -> int:
-        """Number of assets in the index."""
+        """Number of assets in the index's project."""
         return self._store.count()[0]
 
     def info(self) -> IndexInfo:
+        """The collection (engine, descriptor, index config) and the project's assets and frame rows."""
         assets, frames = self._store.count()
         spec = self._store.spec
         return IndexInfo(
@@ -478,7 +536,13 @@ class CustomIndex:
             frames=frames,
             local_features=spec.local_features,
             verification=self._verifies,
+            project=self.project,
         )
+
+    @property
+    def _where(self) -> str:
+        """Where an asset is, or is not, for error messages: the index, or a project of it."""
+        return f"project {self.project!r} of the index" if self.project else "the index"
 
     # --- helpers -------------------------------------------------------------------------------
 

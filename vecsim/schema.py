@@ -119,3 +119,6 @@ class IndexInfo(_Model):
     #: with ``local_features=False`` or by vecsim < 0.3), and whether queries verify with them
     local_features: str = ""
     verification: bool = False
+    #: the project the index object works in ("" = the default project); ``assets`` and
+    #: ``frames`` count that project's only
+    project: str = ""

@@ -11,7 +11,15 @@ A store keeps two things per vecsim collection:
 An asset is visible only through its record, and a record is written after all of its frames:
 that single write is the commit. A query drops hits whose generation is not the committed one, so
 an add that fails or is killed half-way leaves no partial asset visible, and ``replace=True``
-switches from the old frames to the new ones at once. The core never imports an engine's client;
+switches from the old frames to the new ones at once.
+
+**Projects.** A store object is scoped to one project (:attr:`StoreReader.project`, ``""`` by
+default): everything it reads and writes is confined to that project's rows, in the engine (a
+filter on every search, scan, count and delete; the project in every key), so two projects may
+hold the same ``task_id`` and never see each other's assets. :meth:`StoreReader.for_project` gives
+a view of the same open collection scoped to another project (``docs/tenancy.md``).
+
+The core never imports an engine's client;
 to add a backend, write one module in ``adapters/`` implementing :class:`VectorStore` and register
 its URI scheme in ``adapters/__init__.py``.
 """
@@ -44,12 +52,20 @@ class CollectionSpec:
     #: an existing collection reports the stored value, whatever its create spec says).
     local_features: str = ""
     schema_version: int = 2
+    #: Whether the collection isolates projects (tenants): every frame row and asset record carries
+    #: a ``project`` field and keys start with ``"<project>/"`` (``docs/tenancy.md``). Collections
+    #: made by vecsim < 0.4 have none and hold only the default project ``""``. Fixed when the
+    #: collection is created (the stored value wins on open); ``CustomIndex`` creates every new
+    #: collection with it.
+    projects: bool = False
 
     def to_json(self) -> str:
         d = asdict(self)
         d["index"] = self.index.model_dump(mode="json")
         if not self.local_features:  # the spec of a collection without them reads as before
             del d["local_features"]
+        if not self.projects:  # likewise: an old collection's spec is byte for byte what it was
+            del d["projects"]
         return json.dumps(d, sort_keys=True)
 
     @classmethod
@@ -118,6 +134,17 @@ class StoreReader(Protocol):
     engine_version: str
     collection: str
     spec: CollectionSpec  # as stored with the collection
+    #: The project every read and write of this store object is confined to ("" = the default).
+    project: str
+
+    def for_project(self, project: str) -> StoreReader:
+        """A view of this store's collection scoped to ``project``, on the same engine connection
+        (no new connection, cheap, safe to call from many threads). Closing the view does nothing:
+        the store it came from owns the connection. A project name that
+        :func:`~vecsim.validate.check_project` refuses is an
+        :class:`~vecsim.errors.InvalidRequestError`; a project other than ``""`` on a collection
+        without project isolation (``spec.projects`` false: made by vecsim < 0.4) is an
+        :class:`~vecsim.errors.IndexConfigError`."""
 
     def search(self, vectors: np.ndarray, limit: int, per_asset: int = 1) -> list[list[Hit]]:
         """For each query vector, the ``per_asset`` best frames of each of the ``limit`` closest
@@ -143,7 +170,12 @@ class StoreReader(Protocol):
 
 
 class VectorStore(StoreReader, Protocol):
-    """A vecsim collection (frame rows + asset records) in one engine."""
+    """A vecsim collection (frame rows + asset records) in one engine, scoped to one project:
+    :meth:`insert_frames` and :meth:`commit_assets` stamp :attr:`project` into every row and record,
+    the deletes touch only its rows."""
+
+    def for_project(self, project: str) -> VectorStore:
+        """:meth:`StoreReader.for_project`, writable."""
 
     def insert_frames(self, rows: list[FrameRow]) -> None:
         """Write frame rows (invisible to queries until their generation is committed), with their
@@ -203,6 +235,14 @@ class ReadOnlyStore:
     def spec(self) -> CollectionSpec:
         return self._store.spec
 
+    @property
+    def project(self) -> str:
+        return self._store.project
+
+    def for_project(self, project: str) -> ReadOnlyStore:
+        """A read-only view of the same collection scoped to ``project``."""
+        return ReadOnlyStore(self._store.for_project(project))
+
     def search(self, vectors: np.ndarray, limit: int, per_asset: int = 1) -> list[list[Hit]]:
         return self._store.search(vectors, limit=limit, per_asset=per_asset)
 
@@ -222,4 +262,5 @@ class ReadOnlyStore:
         return self._store.local_features(keys)
 
     def __repr__(self) -> str:
-        return f"ReadOnlyStore({self.engine} {self.collection!r} at {self.uri})"
+        scope = f", project {self.project!r}" if self.project else ""
+        return f"ReadOnlyStore({self.engine} {self.collection!r} at {self.uri}{scope})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import unicodedata
 import uuid
 from typing import Any
@@ -29,6 +30,28 @@ MAX_METADATA_DEPTH = 32
 #: Integers in metadata must fit in a signed 64-bit integer: engines store JSON numbers as int64
 #: or float64, and a larger integer would come back altered.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+#: The default project: what an index opened without ``project=`` reads and writes.
+DEFAULT_PROJECT = ""
+#: Longest project name, in characters.
+MAX_PROJECT_LENGTH = 64
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,%d}" % (MAX_PROJECT_LENGTH - 1))
+
+
+def check_project(project: Any) -> str:
+    """``project`` if valid: ``""`` (:data:`DEFAULT_PROJECT`), or 1-64 ASCII letters, digits, ``_``,
+    ``.`` and ``-``, starting with a letter or digit (so never ``/``, which separates the project
+    from the task_id in stored keys, and nothing a filter expression must escape)."""
+    if project == DEFAULT_PROJECT and isinstance(project, str):
+        return project
+    if not isinstance(project, str) or not _PROJECT_NAME.fullmatch(project):
+        what = f"a {type(project).__name__}, not a str" if not isinstance(project, str) else "not a project name"
+        raise InvalidRequestError(
+            f"invalid project {short_repr(project)}: {what} (\"\" for the default project, or 1-{MAX_PROJECT_LENGTH} "
+            "characters of A-Z a-z 0-9 _ . -, starting with a letter or digit)"
+        )
+    return project
 
 
 def new_task_id() -> str:
