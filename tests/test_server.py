@@ -425,33 +425,6 @@ def test_sigkill_with_tasks_queued_and_running_loses_nothing(tmp_path, photos):
     assert list((tmp_path / "data" / "spool").iterdir()) == []
 
 
-@pytest.fixture
-def redis_url(tmp_path):
-    import shutil
-
-    from vecsim.testing.serve import free_port
-
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
-    port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--save", "",
-                             "--appendonly", "yes", "--protected-mode", "yes"], stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def test_redis_queue_shared_by_two_replicas(tmp_path, media, redis_url, milvus_server_uri):
     """Several replicas: one Milvus server, one Redis, one shared data folder. Tasks accepted by an
     API-only replica (workers=0) are run by a worker replica; both answer for them."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from . import timing
 from .descriptors import Descriptor, load_descriptor
 from .descriptors import local as local_desc
 from .descriptors.local import FORMAT as LOCAL_FORMAT
@@ -298,10 +299,12 @@ class CustomIndex:
     def _embedded_batches(self, stream: MediaStream) -> Iterator[tuple[list[Frame], np.ndarray, list[str], list[bytes]]]:
         """Decode, embed, hash and (where the collection keeps them) extract the local features of
         a stream batch by batch: memory does not grow with its length."""
-        for batch in batched(stream.frames, self.batch_size):
+        for batch in timing.timed_iter(batched(stream.frames, self.batch_size), "decode"):
             images = [f.image for f in batch]
-            local = [local_desc.extract(im) for im in images] if self._stores_local else [b""] * len(images)
-            yield batch, self.descriptor.embed(images), pdq_hashes(images), local
+            with timing.stage("embed"):
+                local = [local_desc.extract(im) for im in images] if self._stores_local else [b""] * len(images)
+                embedded = self.descriptor.embed(images), pdq_hashes(images), local
+            yield batch, *embedded
 
     # --- add -----------------------------------------------------------------------------------
 
@@ -333,7 +336,8 @@ class CustomIndex:
                 existing: AssetRecord | None, *, sweep: bool) -> AddResult:
         staged = self._stage(task_id, stream, metadata, existing, sweep=sweep)
         try:
-            self._store.commit_asset(staged.record)
+            with timing.stage("write"):
+                self._store.commit_asset(staged.record)
         except BaseException:
             self._abandon(staged.record.task_id, staged.existing)
             raise
@@ -472,11 +476,13 @@ class CustomIndex:
     def _query_batches(self, stream: MediaStream, rotations: bool) -> Iterator[QueryBatch]:
         """(timestamps, [vectors of each variant], dihedral PDQ hashes) per batch of query frames;
         the variants are the frames as they are, then (with ``rotations``) turned left and right."""
-        for batch in batched(stream.frames, self.batch_size):
+        for batch in timing.timed_iter(batched(stream.frames, self.batch_size), "decode"):
             images = [f.image for f in batch]
-            yield QueryBatch([f.timestamp for f in batch], embed_variants(self.descriptor, images, rotations),
-                             pdq_dihedral_hashes(images),
-                             [local_desc.query_features(im) for im in images] if self._verifies else None)
+            with timing.stage("embed"):
+                query = QueryBatch([f.timestamp for f in batch], embed_variants(self.descriptor, images, rotations),
+                                   pdq_dihedral_hashes(images),
+                                   [local_desc.query_features(im) for im in images] if self._verifies else None)
+            yield query
 
     # --- remove / get / count / info -------------------------------------------------------------
 
@@ -640,7 +646,8 @@ class _RowWriter:
 
     def _flush(self) -> None:
         if self.pending:
-            self.store.insert_frames(self.pending)
+            with timing.stage("write"):
+                self.store.insert_frames(self.pending)
             self.written += len(self.pending)
             self.pending = []
 

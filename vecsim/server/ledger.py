@@ -148,6 +148,15 @@ class SqliteLedger:
             "limit ?", (QUEUED, now - requeue_after_s, RUNNING, now, limit)).fetchall()
         return [(p, i) for p, i in rows]
 
+    def release_running(self) -> int:
+        """Make every running task claimable now (its lease expired): at the start of the one
+        process that uses this ledger, a task still marked running was its dead predecessor's."""
+        with self._tx() as db:
+            rows = db.execute("select record from tasks where status = ?", (RUNNING,)).fetchall()
+            for (raw,) in rows:
+                self._put(db, replace(TaskRecord.from_json(raw), lease_until=0.0))
+        return len(rows)
+
     def active(self) -> list[tuple[str, str]]:
         return [(p, i) for p, i in self._db().execute(
             "select project, id from tasks where status in (?, ?) order by enqueued", ACTIVE)]

@@ -114,6 +114,7 @@ class TaskQueue:
         duplicate message is harmless). With Redis (shared), leave it to the periodic sweep."""
         if self.settings.queue != "sqlite":
             return 0
+        self.ledger.release_running()  # their worker was this process's predecessor: dead
         active = self.ledger.active()
         for project, task_id in active:
             self._enqueue(project, task_id)
