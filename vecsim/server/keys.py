@@ -13,14 +13,13 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidRequestError
 from ..validate import check_project
+from .sqlite_db import Database
 
 KEY_PREFIX = "vsk_"
 _KEY = re.compile(r"^vsk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -53,20 +52,7 @@ class KeyStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            db.executescript(SCHEMA)
-        finally:
-            db.close()
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("pragma journal_mode=wal")
-        return _Tx(db)  # type: ignore[return-value]
+        self._db = Database(self.path, SCHEMA).tx
 
     def create(self, project: str, label: str = "") -> NewKey:
         project = check_project(project)
@@ -119,20 +105,6 @@ class KeyStore:
         if row is None:
             raise InvalidRequestError(f"no project {project!r}")
         return row[0]
-
-
-class _Tx:
-    """``with`` a connection: one transaction (begin immediate ... commit, rollback on error)."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("begin immediate")
-        return self.db
-
-    def __exit__(self, exc_type, *exc: object) -> None:  # noqa: ANN001
-        self.db.execute("rollback" if exc_type else "commit")
 
 
 def _sha256(key: str) -> str:

@@ -17,13 +17,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .sqlite_db import Database
+
 QUEUED, RUNNING, COMPLETED, FAILED = "queued", "running", "completed", "failed"
+SCHEMA = """
+create table if not exists tasks (
+    project text not null, id text not null, status text not null, finished real,
+    enqueued real not null, lease_until real not null, record text not null,
+    primary key (project, id));
+create index if not exists tasks_status on tasks (status, enqueued);
+"""
 ACTIVE = (QUEUED, RUNNING)
 
 
@@ -57,30 +65,8 @@ class SqliteLedger:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            db.execute("pragma journal_mode=wal")
-            db.executescript("""
-                create table if not exists tasks (
-                    project text not null, id text not null, status text not null, finished real,
-                    enqueued real not null, lease_until real not null, record text not null,
-                    primary key (project, id));
-                create index if not exists tasks_status on tasks (status, enqueued);
-            """)
-        finally:
-            db.close()
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("pragma synchronous=full")  # an accepted task survives a power cut too
-        return db
-
-    def _tx(self):
-        return _Tx(self._db())
+        self._db = Database(self.path, SCHEMA, synchronous="full")  # an accepted task survives a power cut
+        self._tx = self._db.tx
 
     def _put(self, db: sqlite3.Connection, rec: TaskRecord) -> None:
         db.execute("insert or replace into tasks values (?, ?, ?, ?, ?, ?, ?)",
@@ -101,7 +87,7 @@ class SqliteLedger:
         return None
 
     def get(self, project: str, task_id: str) -> TaskRecord | None:
-        return self._row(self._db(), project, task_id)
+        return self._row(self._db.conn(), project, task_id)
 
     def claim(self, project: str, task_id: str, lease_s: float) -> TaskRecord | None:
         now = time.time()
@@ -143,7 +129,7 @@ class SqliteLedger:
         """Active tasks to queue again: queued with no message sent for ``requeue_after_s``, or
         running with an expired lease."""
         now = time.time()
-        rows = self._db().execute(
+        rows = self._db.conn().execute(
             "select project, id from tasks where (status = ? and enqueued < ?) or (status = ? and lease_until < ?) "
             "limit ?", (QUEUED, now - requeue_after_s, RUNNING, now, limit)).fetchall()
         return [(p, i) for p, i in rows]
@@ -158,12 +144,12 @@ class SqliteLedger:
         return len(rows)
 
     def active(self) -> list[tuple[str, str]]:
-        return [(p, i) for p, i in self._db().execute(
+        return [(p, i) for p, i in self._db.conn().execute(
             "select project, id from tasks where status in (?, ?) order by enqueued", ACTIVE)]
 
     def pending(self) -> tuple[int, float]:
         """(tasks queued or running, age in seconds of the oldest of them)."""
-        n, oldest = self._db().execute("select count(*), min(enqueued) from tasks where status in (?, ?)",
+        n, oldest = self._db.conn().execute("select count(*), min(enqueued) from tasks where status in (?, ?)",
                                        ACTIVE).fetchone()
         return int(n), (time.time() - oldest if oldest else 0.0)
 
@@ -173,22 +159,7 @@ class SqliteLedger:
                               (time.time() - ttl_s,)).rowcount
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
-
-
-class _Tx:
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("begin immediate")
-        return self.db
-
-    def __exit__(self, exc_type, *exc: object) -> None:  # noqa: ANN001
-        self.db.execute("rollback" if exc_type else "commit")
+        self._db.close()
 
 
 # --- Redis -------------------------------------------------------------------------------------

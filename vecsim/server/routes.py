@@ -111,6 +111,25 @@ def _check_queue(rt: Runtime) -> None:
                            f"{rt.settings.max_queue}; retry later", {"Retry-After": "10"})
 
 
+async def _begin(request: Request, *, media: bool, task: bool) -> tuple[Runtime, str, MediaRequest]:
+    """What every call does first: authenticate and rate-limit, check that the index is loaded
+    (and, for an async call, that the queue has room), read the request (a task's upload is
+    spooled durably) and check its url against the URL policy."""
+    project = _project(request)
+    rt = _rt(request)
+    _check_ready(rt)
+    if task:
+        _check_queue(rt)
+    req = await read_request(request, rt.service.spool_dir, need_media=media, spool=task)
+    try:
+        if req.url:
+            await anyio.to_thread.run_sync(rt.check_url, req.url)
+    except BaseException:
+        req.discard()
+        raise
+    return rt, project, req
+
+
 def _accepted(rec: TaskRecord) -> JSONResponse:
     return JSONResponse(envelope(rec), status_code=202)
 
@@ -135,13 +154,8 @@ async def _submit(rt: Runtime, project: str, kind: str, task_id: str, params: di
 @router.post("/custom_index/add/sync", response_model=AddResponse, responses=_errors(*SYNC_ERRORS, "task_exists"),
              openapi_extra=MEDIA_BODY, summary="Add an image or video, and wait")
 async def add_sync(request: Request) -> AddResponse:
-    project = _project(request)
-    rt = _rt(request)
-    _check_ready(rt)
-    req = await read_request(request, rt.service.spool_dir, need_media=True)
+    rt, project, req = await _begin(request, media=True, task=False)
     try:
-        if req.url:
-            await anyio.to_thread.run_sync(rt.check_url, req.url)
         result = await _sync(rt, rt.service.add, project, req.media_params(), req.metadata, req.task_id)
     finally:
         req.discard()
@@ -152,16 +166,10 @@ async def add_sync(request: Request) -> AddResponse:
              responses=_errors(*ASYNC_ERRORS, "task_exists"), openapi_extra=MEDIA_BODY,
              summary="Add an image or video in the background")
 async def add_async(request: Request) -> JSONResponse:
-    project = _project(request)
-    rt = _rt(request)
-    _check_ready(rt)
-    _check_queue(rt)
-    req = await read_request(request, rt.service.spool_dir, need_media=True, spool=True)
+    rt, project, req = await _begin(request, media=True, task=True)
     try:
         task_id = check_task_id(req.task_id) if req.task_id is not None else new_task_id()
         metadata = check_metadata(req.metadata)
-        if req.url:
-            await anyio.to_thread.run_sync(rt.check_url, req.url)
         if await anyio.to_thread.run_sync(rt.service.exists, project, task_id):
             raise ServiceError(409, "task_exists", f"task_id {task_id!r} is already in the index")
         params = {"media": req.media_params(), "metadata": metadata, "source": req.source}
@@ -175,13 +183,8 @@ async def add_async(request: Request) -> JSONResponse:
 
 
 async def _query_sync(request: Request) -> QueryResponse:
-    project = _project(request)
-    rt = _rt(request)
-    _check_ready(rt)
-    req = await read_request(request, rt.service.spool_dir, need_media=True)
+    rt, project, req = await _begin(request, media=True, task=False)
     try:
-        if req.url:
-            await anyio.to_thread.run_sync(rt.check_url, req.url)
         result = await _sync(rt, rt.service.query, project, req.media_params(), req.top_k, req.threshold)
     finally:
         req.discard()
@@ -190,14 +193,8 @@ async def _query_sync(request: Request) -> QueryResponse:
 
 
 async def _query_async(request: Request) -> JSONResponse:
-    project = _project(request)
-    rt = _rt(request)
-    _check_ready(rt)
-    _check_queue(rt)
-    req = await read_request(request, rt.service.spool_dir, need_media=True, spool=True)
+    rt, project, req = await _begin(request, media=True, task=True)
     try:
-        if req.url:
-            await anyio.to_thread.run_sync(rt.check_url, req.url)
         rt.check_query_args(req.top_k, req.threshold)
         params = {"media": req.media_params(), "top_k": req.top_k, "threshold": req.threshold, "source": req.source}
         return await _submit(rt, project, "query", "q" + uuid.uuid4().hex, params, req)
@@ -225,10 +222,7 @@ router.get("/custom_index/query/async", openapi_extra=QUERY_GET_PARAMS, summary=
                responses=_errors("invalid_request", "task_not_found", "not_ready", "timeout", "store_unavailable",
                                  "store_error"), summary="Remove an asset")
 async def remove_sync(request: Request) -> RemoveResponse:
-    project = _project(request)
-    rt = _rt(request)
-    _check_ready(rt)
-    req = await read_request(request, rt.service.spool_dir, need_media=False)
+    rt, project, req = await _begin(request, media=False, task=False)
     task_id = check_task_id(req.task_id) if req.task_id is not None else _missing_task_id()
     result = await _sync(rt, rt.service.remove, project, task_id, limiter=rt.store_limiter)
     return RemoveResponse(task_id=task_id, status="completed", output=result)
@@ -239,11 +233,7 @@ async def remove_sync(request: Request) -> RemoveResponse:
                                                              "task_in_progress"),
                summary="Remove an asset in the background")
 async def remove_async(request: Request) -> JSONResponse:
-    project = _project(request)
-    rt = _rt(request)
-    _check_ready(rt)
-    _check_queue(rt)
-    req = await read_request(request, rt.service.spool_dir, need_media=False)
+    rt, project, req = await _begin(request, media=False, task=True)
     target = check_task_id(req.task_id) if req.task_id is not None else _missing_task_id()
     return await _submit(rt, project, "remove", "r" + uuid.uuid4().hex, {"target": target}, req)
 

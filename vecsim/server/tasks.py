@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from huey import RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 
-from .ledger import ACTIVE, COMPLETED, FAILED, QUEUED, TaskRecord
+from .ledger import ACTIVE, TaskRecord
 from .settings import ServerSettings
 
 log = logging.getLogger("vecsim.server.tasks")
@@ -175,9 +173,6 @@ class TaskQueue:
 
     # --- callbacks ---------------------------------------------------------------------------------
 
-    def callback_body(self, rec: TaskRecord, envelope: Callable[[TaskRecord], dict]) -> bytes:
-        return json.dumps(envelope(rec), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
     def _deliver_callback(self, project: str, task_id: str) -> None:
         rec = self.ledger.get(project, task_id)
         if rec is None or rec.status in ACTIVE or not rec.callback_url:
@@ -206,4 +201,4 @@ class TaskQueue:
             self.count_callback(outcome)
 
 
-__all__ = ["TaskQueue", "QUEUED", "COMPLETED", "FAILED", "SIGNATURE_HEADER", "time"]
+__all__ = ["TaskQueue", "SIGNATURE_HEADER"]
