@@ -12,7 +12,9 @@ PDQ hashes; no model) are written through the store API (``open_store(...).for_p
 ``insert_frames`` + ``commit_assets``) into a collection with projects, spread round-robin over
 1, 10 and 1 000 projects, and the median latency of ``--searches`` searches (random query vectors,
 ``limit=5``) scoped to a random project is compared with the same rows in a collection without
-projects (no filter at all: what vecsim < 0.4 searched). All layouts are loaded first and the
+projects (no filter at all: what vecsim < 0.4 searched). load_s: writing the rows and building the
+index; build_s: the build alone (``build_index``: Qdrant Edge's HNSW, Milvus Lite's flush and
+segment indexes). All layouts are loaded first and the
 searches interleaved (query i on each layout in turn), so a busy machine slows all alike. recall@5: the share of the exact 5 best
 assets of the project (numpy) that the search returned. On Milvus Lite the projects layout is
 measured twice: ``project`` as a plain field (what vecsim creates) and as a partition key.
@@ -88,9 +90,9 @@ def _disk(path: Path) -> tuple[int, int, int]:
 # --- search latency ------------------------------------------------------------------------------
 
 
-def _load(store, vectors: np.ndarray, projects: int, pdq: list[str]) -> dict[str, np.ndarray]:
-    """Write the rows, asset ``a`` (frames 5a..5a+4) into project ``a % projects``; returns each
-    project's asset ids per row (for the exact reference)."""
+def _load(store, vectors: np.ndarray, projects: int, pdq: list[str]) -> tuple[dict[str, np.ndarray], float]:
+    """Write the rows, asset ``a`` (frames 5a..5a+4) into project ``a % projects``, then build the
+    index; returns each project's asset numbers (for the exact reference) and the build's seconds."""
     from vecsim.store import AssetRecord, FrameRow
 
     n_assets = len(vectors) // FRAMES_PER_ASSET
@@ -105,8 +107,9 @@ def _load(store, vectors: np.ndarray, projects: int, pdq: list[str]) -> dict[str
         for i in range(0, len(rows), 1000):
             scoped.insert_frames(rows[i : i + 1000])
         scoped.commit_assets([AssetRecord(f"t{a}", "g", "video", f"t{a}.mp4", 5.0, FRAMES_PER_ASSET) for a in assets])
+    t = time.perf_counter()
     store.build_index()
-    return {p: np.array(a) for p, a in by_project.items()}
+    return {p: np.array(a) for p, a in by_project.items()}, time.perf_counter() - t
 
 
 def _exact_top(query: np.ndarray, vectors: np.ndarray, assets: np.ndarray) -> set[str]:
@@ -136,7 +139,7 @@ def search_latency(engine: str, folder: Path, rows: int, project_counts: list[in
         try:
             t = time.perf_counter()
             store = open_store(_uri(engine, folder, f"s{i}"), "c", _spec(engine, scoped))
-            by_project = _load(store, vectors, projects, pdq)
+            by_project, build_s = _load(store, vectors, projects, pdq)
             load_s = time.perf_counter() - t
         finally:
             milvus.LITE_PARTITION_KEY = False
@@ -144,7 +147,7 @@ def search_latency(engine: str, folder: Path, rows: int, project_counts: list[in
         pick = random.Random(seed)
         asked = [pick.choice(names) for _ in range(searches)]
         views = {p: store.for_project(p) for p in set(asked)}
-        loaded.append((store, views, asked, by_project, load_s))
+        loaded.append((store, views, asked, by_project, (load_s, build_s)))
         print(f"{engine} {label} x{projects}: loaded in {load_s:.1f} s", file=sys.stderr, flush=True)
     for store, views, asked, _, _ in loaded:  # warm-up
         for q, p in zip(queries[:10], asked):
@@ -167,7 +170,8 @@ def search_latency(engine: str, folder: Path, rows: int, project_counts: list[in
         row = {"engine": engine, "layout": label, "rows": rows, "projects": projects if scoped else 0,
                "rows_per_project": rows // projects, "median_ms": round(1000 * statistics.median(ts), 2),
                "p95_ms": round(1000 * ts[int(0.95 * len(ts))], 2),
-               "recall_at_5": round(float(np.mean(recall)), 3), "load_s": round(load_s, 1),
+               "recall_at_5": round(float(np.mean(recall)), 3), "load_s": round(load_s[0], 1),
+               "build_s": round(load_s[1], 1),
                "disk_mb": round(disk / 2**20, 1), "files": files}
         print(json.dumps(row), file=sys.stderr, flush=True)
         out.append(row)
