@@ -36,6 +36,7 @@ class _State:
     fps: float = DEFAULT_FPS
     debug: bool = False
     descriptor: str | None = None
+    project: str = ""
     store_options: dict = {}
 
 
@@ -65,9 +66,13 @@ def _main(
         envvar="VECSIM_DESCRIPTOR", show_envvar=True,
         help="Descriptor: the built-in default, openclip:ARCH:PRETRAINED or sscd:PATH (see docs/models.md). "
              "A collection keeps the descriptor it was created with.")] = None,
+    project: Annotated[str, typer.Option(
+        envvar="VECSIM_PROJECT", help="Project (tenant) inside the collection; default: the default project "
+                                      "(docs/tenancy.md).")] = "",
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     state.index, state.collection, state.fps, state.debug = index, collection, fps, debug
+    state.project = project
     state.descriptor = descriptor
     given = {"token": token, "db_name": db_name, "consistency": consistency}
     state.store_options = {k: v for k, v in given.items() if v is not None}
@@ -80,7 +85,7 @@ def _open(index_type: str | None = None, index_params: list[str] | None = None, 
     params = parse_param_pairs(index_params or [])
     return CustomIndex(state.index, collection=state.collection, index=index_type, index_params=params or None,
                        media=MediaOptions(fps=state.fps, dedupe_distance=dedupe), descriptor=state.descriptor,
-                       local_features=local_features, **state.store_options)
+                       local_features=local_features, project=state.project, **state.store_options)
 
 
 def _emit(obj: dict) -> None:
