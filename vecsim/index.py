@@ -56,6 +56,7 @@ from .validate import (  # noqa: F401 (re-export)
     MAX_METADATA_BYTES,
     check_metadata,
     check_project,
+    check_query_args,
     check_task_id,
     new_task_id,
 )
@@ -456,11 +457,8 @@ class CustomIndex:
 
         Where the collection keeps keypoints (:attr:`verifies`), the best candidates of each query
         frame are verified geometrically before they are scored."""
-        if top_k < 1:
-            raise InvalidRequestError(f"top_k must be at least 1, got {top_k}")
+        check_query_args(top_k, threshold)
         threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-        if not 0.0 <= threshold <= 1.0:
-            raise InvalidRequestError(f"threshold must be in [0, 1], got {threshold}")
         stream = self._open(media)
         turn = stream.media_type == "image" if rotations is None else bool(rotations)
         floor = self.descriptor.calibration.verify_floor(threshold) if self._verifies else None

@@ -95,6 +95,14 @@ def _task_id_problem(task_id: Any) -> str | None:
     return None
 
 
+def check_query_args(top_k: Any, threshold: Any) -> None:
+    """Refuse a ``top_k`` below 1 or a ``threshold`` outside [0, 1] (``None`` for either: the default)."""
+    if top_k is not None and top_k < 1:
+        raise InvalidRequestError(f"top_k must be at least 1, got {top_k}")
+    if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
+        raise InvalidRequestError(f"threshold must be in [0, 1], got {float(threshold)}")
+
+
 def check_metadata(metadata: Any) -> dict[str, Any]:
     """A plain JSON copy of ``metadata`` (``None`` -> ``{}``), so that what a later ``get`` or query
     returns is exactly what is stored. Refused: not a dict; keys that are not strings; values that

@@ -16,7 +16,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ..validate import check_metadata, check_task_id, new_task_id
+from ..validate import check_metadata, check_query_args, check_task_id, new_task_id
 from .auth import authenticate
 from .errors import CODES, ServiceError
 from .inputs import MediaRequest, read_request
@@ -195,7 +195,7 @@ async def _query_sync(request: Request) -> QueryResponse:
 async def _query_async(request: Request) -> JSONResponse:
     rt, project, req = await _begin(request, media=True, task=True)
     try:
-        rt.check_query_args(req.top_k, req.threshold)
+        check_query_args(req.top_k, req.threshold)
         params = {"media": req.media_params(), "top_k": req.top_k, "threshold": req.threshold, "source": req.source}
         return await _submit(rt, project, "query", "q" + uuid.uuid4().hex, params, req)
     except BaseException:

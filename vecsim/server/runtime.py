@@ -70,15 +70,6 @@ class Runtime:
         self.check_url(url)
 
     @staticmethod
-    def check_query_args(top_k: int | None, threshold: float | None) -> None:
-        from ..errors import InvalidRequestError
-
-        if top_k is not None and top_k < 1:
-            raise InvalidRequestError(f"top_k must be at least 1, got {top_k}")
-        if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise InvalidRequestError(f"threshold must be in [0, 1], got {threshold}")
-
-    @staticmethod
     def query_info(result: QueryResult) -> QueryInfo:
         return QueryInfo(source=result.source, media_type=result.media_type, duration=result.duration,
                          query_frames=result.query_frames, warnings=result.warnings)
