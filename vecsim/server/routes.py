@@ -100,10 +100,6 @@ async def _sync(rt: Runtime, fn: Any, *args: Any, limiter: anyio.CapacityLimiter
                            f"{rt.settings.request_timeout_s:g} s; use the async endpoint for long media") from None
 
 
-def _check_ready(rt: Runtime) -> None:
-    rt.service.for_project("")  # raises not_ready while the model and store load
-
-
 def _check_queue(rt: Runtime) -> None:
     depth, _ = rt.queue.pending()
     if depth >= rt.settings.max_queue:
@@ -117,7 +113,7 @@ async def _begin(request: Request, *, media: bool, task: bool) -> tuple[Runtime,
     spooled durably) and check its url against the URL policy."""
     project = _project(request)
     rt = _rt(request)
-    _check_ready(rt)
+    rt.service.check_ready()
     if task:
         _check_queue(rt)
     req = await read_request(request, rt.service.spool_dir, need_media=media, spool=task)
@@ -136,7 +132,7 @@ def _accepted(rec: TaskRecord) -> JSONResponse:
 
 async def _submit(rt: Runtime, project: str, kind: str, task_id: str, params: dict, req: MediaRequest) -> JSONResponse:
     if req.callback_url:
-        await anyio.to_thread.run_sync(rt.check_callback, req.callback_url)
+        await anyio.to_thread.run_sync(rt.check_url, req.callback_url)
     now = time.time()
     rec = TaskRecord(project=project, id=task_id, kind=kind, params=params, created=now, enqueued=now,
                      callback_url=req.callback_url)

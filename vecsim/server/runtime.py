@@ -53,11 +53,10 @@ class Runtime:
         self.store_limiter = anyio.CapacityLimiter(16)  # removes: store writes only, no CPU-bound work
         self.service = Service(settings, media)
         self.service.on_stages = self._observe_stages
-        self.queue = TaskQueue(settings, self.ledger, self.execute, self._post_callback, self.keys.webhook_secret,
-                               on_finish=self._finished)
-        self.queue.envelope_bytes = lambda rec: json.dumps(envelope(rec), separators=(",", ":"),
-                                                           ensure_ascii=False).encode("utf-8")
-        self.queue.count_callback = lambda outcome: self.metrics.callbacks.labels(outcome).inc()
+        self.queue = TaskQueue(
+            settings, self.ledger, self.execute, self._post_callback, self.keys.webhook_secret,
+            envelope_bytes=lambda rec: json.dumps(envelope(rec), separators=(",", ":"), ensure_ascii=False).encode(),
+            on_finish=self._finished, on_callback=lambda outcome: self.metrics.callbacks.labels(outcome).inc())
 
     # --- checks done before a task is accepted --------------------------------------------------------
 
@@ -65,9 +64,6 @@ class Runtime:
         from ..media.fetch import check_url
 
         check_url(url, self.policy)
-
-    def check_callback(self, url: str) -> None:
-        self.check_url(url)
 
     @staticmethod
     def query_info(result: QueryResult) -> QueryInfo:

@@ -81,11 +81,15 @@ class Service:
             self.index.close()
             self.index = None
 
-    def for_project(self, project: str) -> CustomIndex:
+    def check_ready(self) -> CustomIndex:
+        """The loaded index, or a 503 ``not_ready`` while the model and store load (or failed to)."""
         if self.index is None:
             raise ServiceError(503, "not_ready", "the service is still loading its model and store"
                                if self.error is None else "the service could not open its index", {"Retry-After": "5"})
-        return self.index.for_project(project)
+        return self.index
+
+    def for_project(self, project: str) -> CustomIndex:
+        return self.check_ready().for_project(project)
 
     # --- the three operations ----------------------------------------------------------------------
 

@@ -54,9 +54,11 @@ class TaskQueue:
 
     def __init__(self, settings: ServerSettings, ledger: Any, execute: Callable[[TaskRecord], tuple[str, Any, Any]],
                  deliver: Callable[[str, bytes, dict[str, str]], int], secret_of: Callable[[str], str],
-                 on_finish: Callable[[TaskRecord], None] | None = None):
+                 envelope_bytes: Callable[[TaskRecord], bytes], on_finish: Callable[[TaskRecord], None],
+                 on_callback: Callable[[str], None]):
         self.settings, self.ledger, self.execute = settings, ledger, execute
         self._deliver, self.secret_of, self.on_finish = deliver, secret_of, on_finish
+        self.envelope_bytes, self._count_callback = envelope_bytes, on_callback
         if settings.queue == "sqlite":
             path = str(settings.data_dir / "queue.sqlite")
             self.huey = SqliteHuey("vecsim-tasks", filename=path, results=False, fsync=True)
@@ -160,8 +162,7 @@ class TaskQueue:
         if done is None:
             log.warning("task %s of project %s was taken over by another worker; its result is theirs", task_id, project)
             return
-        if self.on_finish is not None:
-            self.on_finish(done)
+        self.on_finish(done)
         if done.callback_url:
             self._callback(project, task_id)
 
@@ -191,14 +192,6 @@ class TaskQueue:
             self._count_callback(f"http_{status // 100}xx")
             raise CallbackFailed(f"callback_url answered HTTP {status}")
         self._count_callback("delivered")
-
-    #: set by the app: the task's JSON envelope, as bytes
-    envelope_bytes: Callable[[TaskRecord], bytes] = staticmethod(lambda rec: b"{}")  # type: ignore[assignment]
-    count_callback: Callable[[str], None] | None = None
-
-    def _count_callback(self, outcome: str) -> None:
-        if self.count_callback is not None:
-            self.count_callback(outcome)
 
 
 __all__ = ["TaskQueue", "SIGNATURE_HEADER"]
