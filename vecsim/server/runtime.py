@@ -102,12 +102,13 @@ class Runtime:
             if status >= 500 and not isinstance(exc, VecsimError):
                 log.exception("task %s (%s) of project %s failed", rec.id, rec.kind, rec.project)
             return FAILED, None, {"code": code, "message": public_message(exc)}
-        finally:
-            media = p.get("media") or {}
-            if "spool" in media:
-                remove_quietly(media["spool"])
 
     def _finished(self, rec: TaskRecord) -> None:
+        """After a task's result is recorded: its spooled upload is no longer needed (deleted only
+        now, so that a worker killed between running and recording can still run it again)."""
+        media = rec.params.get("media") or {}
+        if "spool" in media:
+            remove_quietly(media["spool"])
         self.metrics.tasks.labels(rec.kind, rec.status).inc()
 
     def _observe_stages(self, stages: dict[str, float]) -> None:
