@@ -420,10 +420,12 @@ def serve(
         help="Task worker threads (default 1; 0: accept tasks, leave them to other replicas).")] = None,
     queue: Annotated[Optional[str], typer.Option(
         help='Task queue: "sqlite" (default, in --data-dir) or redis://host:port/0 (several replicas).')] = None,
+    console: Annotated[Optional[bool], typer.Option(
+        "--console/--no-console", help="Serve the web console at / (default: off; docs/console.md).")] = None,
 ) -> None:
     """Run the custom-search HTTP service (docs/service.md). Create a key first: vecsim keys create --project NAME."""
     settings = _server_settings(config, index=index or state.index, host=host, port=port, data_dir=data_dir,
-                                workers=workers, queue=queue, collection=state.collection
+                                workers=workers, queue=queue, console=console, collection=state.collection
                                 if state.collection != "vecsim" else None)
     try:
         import uvicorn
@@ -435,6 +437,8 @@ def serve(
     configure_logging(settings.log_level)
     typer.echo(f"vecsim: serving {settings.index} on http://{settings.host}:{settings.port} "
                f"(data in {settings.data_dir})", err=True)
+    if settings.console:
+        typer.echo(f"vecsim: web console at http://{settings.host}:{settings.port}/", err=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
                 access_log=False, timeout_graceful_shutdown=int(settings.request_timeout_s), server_header=False)
 

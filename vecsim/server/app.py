@@ -1,7 +1,8 @@
 """``create_app(settings)``: the FastAPI application of ``vecsim serve``, for users who mount it in
 their own ASGI stack too. Its lifespan opens the key store, the task ledger and queue at once and
 loads the index (model and store) on a thread, so ``/livez`` answers from the first second and
-``/readyz`` says when calls can run; the task workers start once the index is loaded."""
+``/readyz`` says when calls can run; the task workers start once the index is loaded. With the
+``console`` setting, the web console is served at ``/`` too."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import VecsimError
+from .console import console_router
 from .errors import ServiceError, classify, public_message
 from .models import ErrorResponse, Health
 from .observability import AccessMiddleware
@@ -68,6 +70,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                     "indexed assets an upload copies. Authenticate with `Authorization: Token KEY`.",
     )
     app.include_router(router)
+    if settings.console:  # the web console at / (docs/console.md); off by default
+        app.include_router(console_router())
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:

@@ -69,6 +69,7 @@ class ServerSettings(BaseSettings):
     # --- operations ------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(True, description="one JSON line per request on stderr")
+    console: bool = Field(False, description="serve the web console at / (docs/console.md); off by default")
 
     @field_validator("queue")
     @classmethod
