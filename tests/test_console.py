@@ -35,6 +35,7 @@ INSERTED_AT = 4.0  # where the copied excerpt starts in the query video
 PHOTOS = {"astronaut-001": ("astronaut", {"title": "Astronaut Eileen Collins", "rights": "NASA"}),
           "cat-002": ("chelsea", {"title": "Chelsea the cat", "rights": "CC0"})}
 VIDEO = ("launch-video", {"title": "Launch day", "channel": "space"})
+DISTRACTORS = [f"d-{i:02d}" for i in range(8)]  # enough assets for two pages of ten in the list
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,9 @@ def media(tmp_path_factory, photos):
     # an edited copy of the astronaut photo: cropped and re-encoded
     out["astronaut_crop"] = d / "astronaut_crop.jpg"
     out["astronaut_crop"].write_bytes(jpeg(photos["astronaut"].crop((40, 40, 460, 460)), 80))
+    for i, tid in enumerate(DISTRACTORS):
+        out[tid] = d / f"{tid}.jpg"
+        out[tid].write_bytes(jpeg(generated_distractor(100 + i)))
     out["coffee"] = d / "coffee.jpg"
     out["coffee"].write_bytes(jpeg(photos["coffee"]))
     # a 24 s video of four photos, and a query video that shows its seconds 8-16 from its own second 4
@@ -61,7 +65,7 @@ def media(tmp_path_factory, photos):
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, media):
     """A ``vecsim serve`` process with the console on (``VECSIM_CONSOLE=1``), a key of project
-    ``shop`` and three assets added through the API."""
+    ``shop`` and its assets (two photos, a video, eight distractors) added through the API."""
     d = tmp_path_factory.mktemp("console-service")
     svc = start_service(f"qdrant-edge:{d / 'index'}", d / "data",
                         env={"console": 1, "rate_limit_per_s": 1000, "rate_burst": 1000})
@@ -70,6 +74,7 @@ def service(tmp_path_factory, media):
         with httpx.Client(base_url=svc.url, timeout=120) as client:
             assets = {tid: (media[tid], meta) for tid, (_, meta) in PHOTOS.items()}
             assets[VIDEO[0]] = (media[VIDEO[0]], VIDEO[1])
+            assets.update({tid: (media[tid], {"n": i}) for i, tid in enumerate(DISTRACTORS)})
             for tid, (path, meta) in assets.items():
                 r = client.post(f"{API}/custom_index/add/sync", headers=auth(svc.key),
                                 files={"media": (path.name, path.read_bytes())},
@@ -260,8 +265,13 @@ def test_video_query_draws_the_matched_segments(browser, service, media):
     cards = _query_file(browser, media["reupload"])
     answer = _api_query(service, media["reupload"])
     expected = answer["output"]
-    top, want = cards[0], expected[0]
-    assert top.get_attribute("data-task-id") == want["task_id"] == VIDEO[0]
+    assert cards[0].get_attribute("data-task-id") == expected[0]["task_id"] == VIDEO[0]
+    # the timeline is drawn again over the whole asset once GET asset/{task_id} tells its duration
+    _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#query-results .timeline-figure")
+          .get_attribute("data-asset-seconds"), "the timeline over the whole asset")
+    top, want = browser.find_elements(By.CSS_SELECTOR, "#query-results article.match")[0], expected[0]
+    assert float(top.find_element(By.CSS_SELECTOR, ".timeline-figure").get_attribute("data-asset-seconds")) \
+        == pytest.approx(24.0, abs=0.5)
     assert "Launch day" in top.text
     segments = top.find_elements(By.CSS_SELECTOR, "svg.timeline g.segment")
     assert len(segments) == len(want["segments"]) >= 1
@@ -275,6 +285,8 @@ def test_video_query_draws_the_matched_segments(browser, service, media):
     x0, w = float(track.get_attribute("x")), float(track.get_attribute("width"))
     q_end = max([answer["query"]["duration"]] + [s["query_end"] for s in want["segments"]])
     assert float(bar.get_attribute("x")) == pytest.approx(x0 + w * seg["query_start"] / q_end, abs=1.0)
+    asset_bar = segments[0].find_element(By.CSS_SELECTOR, "rect.asset-bar")  # 8 s into the 24 s asset
+    assert float(asset_bar.get_attribute("x")) == pytest.approx(x0 + w * seg["match_start"] / 24.0, abs=w * 0.03)
     frames = top.find_element(By.CSS_SELECTOR, "details.frames summary").text
     assert frames.startswith(f"{len(want['matches'])} frame matches")
     _no_page_errors(browser)
@@ -335,6 +347,49 @@ def test_keyboard_only_log_in_and_logout(browser, service):
     active.send_keys(service.key + Keys.ENTER)
     _wait(browser, lambda d: _by_id(d, "workspace").is_displayed(), "the workspace")
     assert browser.switch_to.active_element.get_attribute("id") == "query-file"
+    _wait(browser, lambda d: _text_of(d, "who").startswith("Project shop · "), "the project in the header")
     _by_id(browser, "logout").click()
     assert _by_id(browser, "login").is_displayed() and not _by_id(browser, "workspace").is_displayed()
     assert browser.execute_script("return sessionStorage.length") == 0
+
+
+def _api_pages(service, limit: int) -> list[list[dict]]:
+    pages, after = [], None
+    for _ in range(100):  # bounded: the project holds a dozen assets
+        r = httpx.get(f"{service.url}{API}/custom_index/assets", params={"limit": limit, **({"after": after} if after else {})},
+                      headers=auth(service.key), timeout=30)
+        assert r.status_code == 200, r.text
+        pages.append(r.json()["output"]["assets"])
+        after = r.json()["output"]["next"]
+        if after is None:
+            return pages
+    raise AssertionError("the asset list did not end")
+
+
+def test_the_list_shows_the_assets_page_by_page(browser, service):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _log_in(browser, service)
+    _wait(browser, lambda d: "Page 1" in _text_of(d, "assets-status"), "the first page of assets")
+    Select(_by_id(browser, "assets-size")).select_by_visible_text("10")
+    expected = _api_pages(service, 10)
+    assert len(expected) >= 2 and {VIDEO[0], *PHOTOS, *DISTRACTORS} <= {a["task_id"] for p in expected for a in p}
+
+    def shown() -> list[str]:
+        return [r.get_attribute("data-task-id") for r in browser.find_elements(By.CSS_SELECTOR, "#assets-rows tr")]
+
+    for number, page in enumerate(expected, 1):
+        _wait(browser, lambda d: _text_of(d, "assets-status").startswith(f"Page {number}:")
+              and shown() == [a["task_id"] for a in page], f"page {number} of the list")
+        assert _by_id(browser, "assets-next").is_enabled() == (number < len(expected))
+        if number < len(expected):
+            _by_id(browser, "assets-next").click()
+    row = browser.find_element(By.CSS_SELECTOR, f'#assets-rows tr[data-task-id="{expected[-1][-1]["task_id"]}"]')
+    want = expected[-1][-1]
+    assert json.dumps(want["metadata"]) in row.text and str(want["frames"]) in row.text
+    _by_id(browser, "assets-prev").click()
+    _wait(browser, lambda d: shown() == [a["task_id"] for a in expected[-2]], "the previous page again")
+    video = next(a for p in expected for a in p if a["task_id"] == VIDEO[0])
+    assert video["media_type"] == "video" and video["frames"] == 24
+    _no_page_errors(browser)

@@ -7,7 +7,6 @@
 (() => {
   const API = "api/v2"; // relative to the page: works behind a proxy's path prefix too
   const KEY_SLOT = "vecsim.console.key";
-  const PAGE_SIZE = 50;
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   const $ = (id) => document.getElementById(id);
@@ -117,25 +116,13 @@
 
   const state = { querySeq: 0, queryFile: null, addFile: null, cursors: [null], next: null, preview: null };
 
-  /** Checks a key with a read every key may make and that changes nothing: the status of a task
-   * id no project has. The service answers 401 unauthorized for a bad key, 404 task_not_found
-   * for a good one (docs/service.md). */
-  async function checkKey(key) {
-    try {
-      await api("GET", "/task/console-login-check", { key });
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404 && err.code === "task_not_found") return;
-      throw err;
-    }
-    throw new ApiError(0, "bad_answer", "the service answered the key check in an unexpected way", "");
-  }
-
   async function login(key, quiet) {
     const button = $("login-button");
     button.disabled = true;
     setStatus($("login-error"), quiet ? "" : "Checking the key…");
-    try {
-      await checkKey(key);
+    let info;
+    try { // the project's view of the index: a read that checks the key and names its project
+      info = (await api("GET", "/custom_index/info", { key })).output;
     } catch (err) {
       sessionStorage.removeItem(KEY_SLOT);
       showError($("login-error"), err);
@@ -151,9 +138,8 @@
     $("workspace").hidden = false;
     $("logout").hidden = false;
     $("who").hidden = false;
-    $("who").textContent = "Logged in";
+    showInfo(info);
     $("query-file").focus();
-    loadInfo();
     state.cursors = [null];
     loadAssets();
   }
@@ -172,13 +158,16 @@
     $("key").focus();
   }
 
+  function showInfo(info) {
+    const project = info.project ? `Project ${info.project}` : "The default project";
+    $("who").textContent = `${project} · ${plural(info.assets, "asset")} · ${info.engine}`;
+  }
+
   async function loadInfo() {
     try {
-      const info = (await call("GET", "/custom_index/info")).output;
-      const project = info.project ? `Project ${info.project}` : "Default project";
-      $("who").textContent = `${project} · ${plural(info.assets, "asset")} · ${info.engine}`;
+      showInfo((await call("GET", "/custom_index/info")).output);
     } catch (err) {
-      if (err instanceof ApiError && err.status !== 401) $("who").textContent = "Logged in (project unknown)";
+      // the header keeps what it showed; the action that changed the counts reported its own result
     }
   }
 
@@ -315,6 +304,21 @@
     const cards = matches.map((m, i) => matchCard(m, i + 1, q));
     for (const warning of q.warnings || []) cards.unshift(el("p", { className: "warning", text: `Warning: ${warning}` }));
     $("query-results").replaceChildren(...cards);
+    matches.forEach((m, i) => { if (m.media_type === "video") drawWholeAsset(m, q, cards[cards.length - matches.length + i]); });
+  }
+
+  /** A video asset's timeline first spans what the matches show of it; once the asset's duration
+   * is read (GET asset/{task_id}), it is drawn again over the whole asset. */
+  async function drawWholeAsset(m, q, card) {
+    const seq = state.querySeq;
+    let asset;
+    try {
+      asset = (await call("GET", `/custom_index/asset/${encodeURIComponent(m.task_id)}`)).output;
+    } catch (err) {
+      return; // e.g. removed meanwhile: the timeline drawn from the matches stays
+    }
+    const old = card.querySelector(".timeline-figure");
+    if (seq === state.querySeq && old && asset.duration > 0) old.replaceWith(timeline(m, q, asset.duration));
   }
 
   function scoreRow(label, value, shown) {
@@ -353,11 +357,12 @@
 
   /** The matched segments as an inline SVG: the query's seconds on the upper track, the asset's
    * on the lower one, one bar on each per segment, joined by a band. */
-  function timeline(m, q) {
+  function timeline(m, q, assetDuration) {
     const W = 640, H = 118, L = 64, R = 12, QY = 18, AY = 78, BAR = 16;
     const qEnd = Math.max(1, q.duration || 0, ...m.segments.map((s) => s.query_end),
       ...m.matches.map((x) => x.query_timestamp + 1));
-    const aEnd = Math.max(1, ...m.segments.map((s) => s.match_end), ...m.matches.map((x) => x.matching_timestamp + 1));
+    const aEnd = Math.max(1, assetDuration || 0, ...m.segments.map((s) => s.match_end),
+      ...m.matches.map((x) => x.matching_timestamp + 1));
     const qx = (t) => L + (W - L - R) * (t / qEnd);
     const ax = (t) => L + (W - L - R) * (t / aEnd);
     const described = m.segments.map((s) => `query ${seconds(s.query_start)}–${seconds(s.query_end)} matches asset `
@@ -391,7 +396,7 @@
         y1: QY + BAR, y2: QY + BAR + 4 }));
     }
     const list = el("ul", { className: "segments" }, ...described.map((text) => el("li", { text })));
-    return el("figure", { className: "timeline-figure" }, chart,
+    return el("figure", { className: "timeline-figure", "data-asset-seconds": assetDuration ? aEnd : "" }, chart,
       el("figcaption", {}, el("span", { text: `${plural(m.segments.length, "matched segment")}:` }), list));
   }
 
@@ -513,7 +518,7 @@
     setStatus(statusNode, "Loading…");
     let page;
     try {
-      page = (await call("GET", "/custom_index/assets", { query: { limit: PAGE_SIZE, after } })).output;
+      page = (await call("GET", "/custom_index/assets", { query: { limit: $("assets-size").value, after } })).output;
     } catch (err) {
       $("assets-table").hidden = true;
       showError(statusNode, err);
@@ -597,6 +602,7 @@
     $("assets-prev").addEventListener("click", () => { if (state.cursors.length > 1) state.cursors.pop(); loadAssets(); });
     $("assets-next").addEventListener("click", () => { if (state.next) { state.cursors.push(state.next); loadAssets(); } });
     $("assets-refresh").addEventListener("click", () => loadAssets());
+    $("assets-size").addEventListener("change", () => { state.cursors = [null]; loadAssets(); });
     document.addEventListener("paste", onPaste);
     // a file dropped outside a drop zone must not make the browser leave the console
     document.addEventListener("dragover", (event) => event.preventDefault());
