@@ -304,6 +304,41 @@ def _screenshot(driver, path: Path) -> None:
     driver.find_element(By.ID, "query").screenshot(str(path))
 
 
+def test_drop_a_file_and_paste_a_url(browser, service, media):
+    """The drop box takes a dropped file (a DragEvent carrying a real DataTransfer, as a drag from
+    the desktop delivers it) and queries at once; a pasted URL is queried by url, and the
+    service's refusal of a loopback address is shown as it answers."""
+    import base64
+
+    from selenium.webdriver.common.by import By
+
+    _log_in(browser, service)
+    data = base64.b64encode(media["astronaut_crop"].read_bytes()).decode()
+    browser.execute_script("""
+        const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], "dropped.jpg", {type: "image/jpeg"}));
+        const zone = document.getElementById("query-drop");
+        zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: dt, bubbles: true, cancelable: true}));
+        zone.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+    """, data)
+    _wait(browser, lambda d: "dropped.jpg" in _text_of(d, "query-status"), "the dropped file's result")
+    top = browser.find_elements(By.CSS_SELECTOR, "#query-results article.match")[0]
+    assert top.get_attribute("data-task-id") == "astronaut-001"
+
+    browser.execute_script("""
+        const dt = new DataTransfer();
+        dt.setData("text/plain", arguments[0]);
+        document.getElementById("query-drop").dispatchEvent(
+            new ClipboardEvent("paste", {clipboardData: dt, bubbles: true, cancelable: true}));
+    """, "http://127.0.0.1:9/copy.jpg")
+    _wait(browser, lambda d: "url_not_allowed" in _text_of(d, "query-status"), "the url's refusal")
+    assert "HTTP 400" in _text_of(browser, "query-status")
+    assert _by_id(browser, "query-url").get_attribute("value") == "http://127.0.0.1:9/copy.jpg"
+    assert not browser.find_elements(By.CSS_SELECTOR, "#query-results article.match")
+    _no_page_errors(browser)
+
+
 def test_add_then_remove_an_asset_through_the_console(browser, service, media):
     _log_in(browser, service)
     # metadata that is not a JSON object is refused before anything is sent
