@@ -40,14 +40,14 @@ RUN groupadd --system --gid "$USER_ID" vecsim \
     && mkdir /data \
     && chown vecsim:vecsim /data
 COPY --from=build /opt/vecsim /opt/vecsim
-# Settings are ServerSettings fields read from VECSIM_* variables (docs/service.md#settings);
-# these are the container's defaults, and `docker run -e` / compose `environment:` override them.
+# Settings come from VECSIM_* variables or a TOML file (VECSIM_CONFIG), docs/service.md#settings.
+# Only the bind address is set here (a container listens on every interface; the port is mapped
+# with -p): the defaults index = "vecsim.db" and data_dir = "vecsim-service" are relative to the
+# working directory /data, the volume, and a config file can still change them (variables win
+# over the file).
 ENV PATH=/opt/vecsim/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    VECSIM_HOST=0.0.0.0 \
-    VECSIM_PORT=8000 \
-    VECSIM_DATA_DIR=/data/service \
-    VECSIM_INDEX=/data/vecsim.db
+    VECSIM_HOST=0.0.0.0
 # numeric, so that a runtime can tell it is not root (Kubernetes runAsNonRoot)
 USER ${USER_ID}:${USER_ID}
 WORKDIR /data
@@ -58,8 +58,9 @@ from vecsim.sample_media import sample_photo; d = load_descriptor(); \
 v = d.embed([sample_photo('astronaut')]); \
 assert v.shape == (1, d.dim) and np.isfinite(v).all(), v.shape; \
 print('vecsim: default descriptor', d.name, 'v' + d.version, 'embeds a photo to', v.shape)"
-# /data holds the service's folder (keys.sqlite, task records and queue, spooled uploads) and the
-# embedded index; a named volume starts with this image's /data, owned by the vecsim user.
+# /data holds the service's folder vecsim-service/ (keys.sqlite, task records and queue, spooled
+# uploads) and the embedded index vecsim.db/; a new named volume starts as this image's /data,
+# owned by the vecsim user (a bind-mounted folder must be writable by uid 10001).
 VOLUME ["/data"]
 EXPOSE 8000
 # SIGTERM stops the service gracefully: no new requests, running sync calls and task workers finish
