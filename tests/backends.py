@@ -39,6 +39,34 @@ BACKENDS = {
 }
 
 
+#: The SDK conformance suite's indexes: every backend, and "service": a RemoteIndex over a real
+#: ``vecsim serve`` process (on Qdrant Edge, started once per session), each test in a fresh
+#: project of its own, so that the remote client and the embedded SDK cannot drift apart.
+INDEXES = [*BACKENDS, "service"]
+
+
+def remote_index(service):
+    """A RemoteIndex on a new, empty project of ``service`` (its key made as ``vecsim keys
+    create`` makes one, in the service's key store)."""
+    import uuid
+
+    from vecsim import RemoteIndex
+    from vecsim.server.keys import KeyStore
+
+    key = KeyStore(service.data_dir / "keys.sqlite").create("t" + uuid.uuid4().hex[:12]).key
+    return RemoteIndex(service.url, api_key=key)
+
+
+def open_index(request, name: str, folder: Path):
+    """(an index of ``INDEXES[name]``, its cleanup) for one test or module."""
+    if name == "service":
+        return remote_index(request.getfixturevalue("vecsim_service")), lambda: None
+    from vecsim import CustomIndex
+
+    uri, options, cleanup = backend_uri(request, name, folder)
+    return CustomIndex(uri, **options), cleanup
+
+
 def drop_all_collections(uri: str, **options: str) -> None:
     """Empty a test server between tests (vecsim keeps two engine collections per collection)."""
     if uri.startswith(("qdrant://", "qdrants://")):

@@ -8,10 +8,9 @@ import io
 import pytest
 from PIL import Image
 
-from vecsim import CustomIndex
 from vecsim.sample_media import sample_photos
 
-from .backends import BACKENDS, backend_uri
+from .backends import BACKENDS, INDEXES, backend_uri, open_index
 
 PHOTO_NAMES = ["astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "immunohistochemistry", "clock"]
 
@@ -90,11 +89,31 @@ def backend(request, tmp_path):
     cleanup()
 
 
-@pytest.fixture
-def index(backend):
-    uri, options = backend
-    with CustomIndex(uri, **options) as idx:
+@pytest.fixture(scope="session")
+def vecsim_service(tmp_path_factory):
+    """A real ``vecsim serve`` process on Qdrant Edge, for the conformance suite's "service"
+    index (RemoteIndex); stopped by its PID at the end of the session."""
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from vecsim.testing.serve import start_service, stop_service
+
+    folder = tmp_path_factory.mktemp("vecsim-service")
+    service = start_service(f"qdrant-edge:{folder / 'edge'}", folder / "data",
+                            env={"rate_limit_per_s": 1000, "rate_burst": 1000, "request_timeout_s": 600,
+                                 "sync_concurrency": 2})
+    yield service
+    stop_service(service)
+
+
+@pytest.fixture(params=INDEXES)
+def index(request, tmp_path):
+    """An empty index on every backend, and a RemoteIndex over the service: the SDK's
+    conformance suite runs on each."""
+    idx, cleanup = open_index(request, request.param, tmp_path)
+    try:
         yield idx
+    finally:
+        idx.close()
+        cleanup()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from vecsim.video_edits import (
     VideoEdit, apply_edit, insert_into, read_frames, slideshow, standard_video_edits, still, write_video,
 )
 
-from .backends import BACKENDS, backend_uri
+from .backends import INDEXES, open_index
 
 SIZE, FPS = (320, 240), 10
 A_PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
@@ -51,11 +51,10 @@ def media(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module", params=list(BACKENDS))
+@pytest.fixture(scope="module", params=INDEXES)
 def index(request, tmp_path_factory, media):
-    uri, options, cleanup = backend_uri(request, request.param, tmp_path_factory.mktemp("vidx"))
+    idx, cleanup = open_index(request, request.param, tmp_path_factory.mktemp("vidx"))
     request.addfinalizer(cleanup)
-    idx = CustomIndex(uri, **options)
     for tid in ("A", "B", "D"):
         res = idx.add(media[tid], metadata={"title": tid}, task_id=tid)
         assert res.media_type == "video" and res.frames == res.stored_frames

@@ -37,6 +37,7 @@ class _State:
     debug: bool = False
     descriptor: str | None = None
     project: str = ""
+    api_key: str | None = None
     store_options: dict = {}
 
 
@@ -52,7 +53,8 @@ def _main(
         typer.Option("--index", envvar="VECSIM_INDEX",
                      help="Index URI: a local path (embedded: a new one is Qdrant Edge, an existing Milvus Lite "
                           "index stays Milvus Lite), milvus-lite:PATH.db, http://host:19530 (Milvus), "
-                          "qdrant://host:6333, qdrant-local:PATH or qdrant-edge:PATH."),
+                          "qdrant://host:6333, qdrant-local:PATH or qdrant-edge:PATH; or a vecsim service: "
+                          "https://host:8000 with --api-key (or vecsim+https://host:8000)."),
     ] = None,
     collection: Annotated[str, typer.Option(help="Collection name inside the index.")] = "vecsim",
     fps: Annotated[float, typer.Option(min=0.01, max=60.0, help="Video frames sampled per second.")] = DEFAULT_FPS,
@@ -69,9 +71,14 @@ def _main(
     project: Annotated[str, typer.Option(
         envvar="VECSIM_PROJECT", help="Project (tenant) inside the collection; default: the default project "
                                       "(docs/tenancy.md).")] = "",
+    api_key: Annotated[Optional[str], typer.Option(
+        envvar="VECSIM_API_KEY", show_envvar=True,
+        help="API key of a vecsim service (vecsim serve): with it, an http(s):// --index is the service, "
+             "not a Milvus server (docs/remote.md).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     state.index, state.collection, state.fps, state.debug = index, collection, fps, debug
+    state.api_key = api_key or None
     state.project = project
     state.descriptor = descriptor
     given = {"token": token, "db_name": db_name, "consistency": consistency}
@@ -81,7 +88,20 @@ def _main(
 def _open(index_type: str | None = None, index_params: list[str] | None = None, dedupe: int | None = None,
           local_features: bool = True):
     from .index import CustomIndex
+    from .remote import RemoteIndex, is_service_uri
 
+    if is_service_uri(state.index, state.api_key):
+        own = {"--index-type": index_type, "--index-param": index_params or None, "--dedupe": dedupe,
+               "--no-local-features": None if local_features else True, "--descriptor": state.descriptor,
+               "--collection": None if state.collection == "vecsim" else state.collection,
+               "--fps": None if state.fps == DEFAULT_FPS else state.fps,
+               **{f"--{k.replace('_', '-')}": v for k, v in state.store_options.items()}}
+        given = [name for name, value in own.items() if value is not None]
+        if given:
+            raise InvalidRequestError(f"{', '.join(given)}: set by the service's operator (vecsim serve), not by a "
+                                      "client; leave them out with a service --index")
+        remote = RemoteIndex(state.index, api_key=state.api_key)
+        return remote.for_project(state.project) if state.project else remote
     params = parse_param_pairs(index_params or [])
     return CustomIndex(state.index, collection=state.collection, index=index_type, index_params=params or None,
                        media=MediaOptions(fps=state.fps, dedupe_distance=dedupe), descriptor=state.descriptor,

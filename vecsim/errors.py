@@ -120,3 +120,55 @@ class StoreError(VecsimError, RuntimeError):
 
 class StoreUnavailableError(StoreError):
     """The vector store could not be reached (connection refused or lost, time-out)."""
+
+
+class UnsupportedOperationError(VecsimError):
+    """An operation this kind of index does not offer (e.g. ``vacuum`` through a service, which is
+    the operator's maintenance of the store); the message says where it can be done."""
+
+
+# --- a vecsim service (RemoteIndex) --------------------------------------------------------------
+# A RemoteIndex raises the SDK's own errors where the service answers with one (a 415
+# unsupported_media is an UnsupportedMediaError), each carrying ``status``, ``code`` and
+# ``request_id``; these are the answers that have no counterpart in an embedded index.
+
+
+class RemoteError(VecsimError):
+    """An answer of a vecsim service that is not one of the SDK's own errors. ``status`` is the
+    HTTP status (0 when no answer came), ``code`` the service's stable error code, ``request_id``
+    the request's id in the service's log."""
+
+    def __init__(self, message: str, *, status: int = 0, code: str = "", request_id: str = ""):
+        super().__init__(message)
+        self.status, self.code, self.request_id = status, code, request_id
+
+
+class AuthenticationError(RemoteError):
+    """401: the API key is missing, malformed, unknown or revoked."""
+
+
+class RateLimitedError(RemoteError):
+    """429 after the client's retries: the project's rate limit (``rate_limited``) or the task
+    queue (``queue_full``). ``retry_after`` is the service's Retry-After, in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object):
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class TaskInProgressError(RemoteError):
+    """409: an async task with this id is already queued or running."""
+
+
+class RemoteTimeoutError(RemoteError, TimeoutError):
+    """The call took too long: the client's own time-out, a 504 from the service (a sync call
+    over ``request_timeout_s``: use ``wait=False`` for long media), or ``RemoteTask.wait``."""
+
+
+class ServiceUnavailableError(StoreUnavailableError, RemoteError):
+    """The service could not be reached (connection refused or lost), or answered 503 (still
+    loading, or its vector store is down) after the client's retries. A StoreUnavailableError,
+    so code written for an embedded index retries it the same way."""
+
+    def __init__(self, message: str, *, status: int = 0, code: str = "", request_id: str = ""):
+        RemoteError.__init__(self, message, status=status, code=code, request_id=request_id)

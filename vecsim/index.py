@@ -409,7 +409,7 @@ class CustomIndex:
         At the end the store finishes its vector index once (``build_index``), not per asset.
         Results come in input order."""
         sources = expand_sources(media)
-        metas = _per_item(metadata, len(sources), "metadata")
+        metas = per_item(metadata, len(sources), "metadata")
         ids = list(task_ids) if task_ids is not None else [None] * len(sources)
         if len(ids) != len(sources):
             raise InvalidRequestError(f"{len(ids)} task_ids for {len(sources)} inputs")
@@ -430,7 +430,7 @@ class CustomIndex:
                     else:
                         added.append((n, self.add(item, meta, tid, replace=replace)))
                 except Exception as exc:  # noqa: BLE001 - every bad input is reported, none stops the rest
-                    failed.append(_failure(item, exc))
+                    failed.append(failure_of(item, exc))
                 bar.update(1)
         finally:
             added += group.commit(failed)  # also on KeyboardInterrupt: these assets are whole
@@ -605,7 +605,7 @@ class _CommitGroup:
                     done.append(entry)
                 except Exception as exc:  # noqa: BLE001 - reported per asset
                     self.index._abandon(entry[2].record.task_id, entry[2].existing)
-                    failed.append(_failure(entry[1], exc))
+                    failed.append(failure_of(entry[1], exc))
         return [(n, self.index._committed(staged)) for n, _, staged in done]
 
 
@@ -662,7 +662,7 @@ def _index_config(index: str | IndexConfig | None, params: dict[str, Any] | None
     return index
 
 
-def _failure(item: MediaInput, exc: Exception) -> AddFailure:
+def failure_of(item: MediaInput, exc: Exception) -> AddFailure:
     """How ``add_many`` reports an input that failed: its name, the error class, the message."""
     message = str(exc) or type(exc).__name__
     if not isinstance(exc, MediaError):  # a media error's message already starts with the source
@@ -670,7 +670,7 @@ def _failure(item: MediaInput, exc: Exception) -> AddFailure:
     return AddFailure(source=describe(item), error=type(exc).__name__, message=message)
 
 
-def _per_item(value: Any, n: int, what: str) -> list[Any]:
+def per_item(value: Any, n: int, what: str) -> list[Any]:
     if value is None or isinstance(value, dict):
         return [value] * n
     items = list(value)

@@ -100,6 +100,20 @@ class AssetInfo(_Model):
     frames: list[FrameInfo]
 
 
+class AssetSummary(_Model):
+    task_id: str
+    media_type: str
+    source: str
+    duration: float
+    metadata: dict[str, Any]
+    frames: int
+
+
+class AssetPage(_Model):
+    assets: list[AssetSummary]
+    next: str | None = None
+
+
 class DescriptorInfo(_Model):
     name: str
     version: str

@@ -3,7 +3,8 @@ plus fields), a JSON object, a urlencoded form, or (GET query, DELETE remove) th
 
 Fields: ``media`` (an uploaded file) or ``url`` (http/https; fetched by the worker under the
 service's URL policy), ``metadata`` (a JSON object; in multipart and forms, its JSON text),
-``task_id``, ``callback_url`` (async), ``top_k`` and ``threshold`` (query). An upload is written
+``task_id`` and ``replace`` (add), ``callback_url`` (async), ``top_k``, ``threshold`` and
+``rotations`` (query). An upload is written
 to the service's spool folder (``<data_dir>/spool``) as it is read, so an async task's media is on
 disk, durable, before the task is accepted.
 """
@@ -24,7 +25,7 @@ from starlette.requests import Request
 from ..errors import InvalidRequestError
 from .errors import ServiceError
 
-FIELDS = {"media", "url", "metadata", "task_id", "callback_url", "top_k", "threshold"}
+FIELDS = {"media", "url", "metadata", "task_id", "replace", "callback_url", "top_k", "threshold", "rotations"}
 _COPY_CHUNK = 1 << 20
 
 
@@ -39,6 +40,8 @@ class MediaRequest:
     callback_url: str | None = None
     top_k: int | None = None
     threshold: float | None = None
+    replace: bool = False
+    rotations: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -96,7 +99,8 @@ async def read_request(request: Request, spool_dir: Path, *, need_media: bool, s
     out = MediaRequest(
         url=_text(values, "url"), metadata=_metadata(values.get("metadata")), task_id=_text(values, "task_id"),
         callback_url=_text(values, "callback_url"), top_k=_number(values, "top_k", int),
-        threshold=_number(values, "threshold", float),
+        threshold=_number(values, "threshold", float), replace=bool(_flag(values, "replace")),
+        rotations=_flag(values, "rotations"),
     )
     if "media" in values and upload is None:
         raise InvalidRequestError("'media' must be a file (multipart/form-data), not a text field")
@@ -167,3 +171,18 @@ def _number(values: dict[str, Any], name: str, kind: type) -> Any:
     except (TypeError, ValueError):
         raise InvalidRequestError(f"{name} must be a{'n integer' if kind is int else ' number'}, got {value!r}") from None
     return number
+
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def _flag(values: dict[str, Any], name: str) -> bool | None:
+    """A boolean field: a JSON true/false, or (forms, query strings) true/false/1/0/yes/no/on/off."""
+    value = values.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise InvalidRequestError(f"{name} must be true or false, got {value!r}")

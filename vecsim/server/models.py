@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..schema import AddResult, AssetMatch, RemoveResult
+from ..schema import AddResult, AssetInfo, AssetMatch, AssetPage, IndexInfo, RemoveResult
 
 Status = Literal["queued", "running", "completed", "failed"]
 
@@ -66,6 +66,24 @@ class RemoveResponse(_Envelope):
 
 
 TaskResponse = AddResponse | QueryResponse | RemoveResponse
+
+
+class _Read(_Body):
+    status: Literal["completed"] = "completed"
+
+
+class AssetResponse(_Read):
+    output: AssetInfo = Field(description="the asset: its metadata and its frames (the SDK's AssetInfo)")
+
+
+class AssetsResponse(_Read):
+    output: AssetPage = Field(description="a page of the project's assets, by task_id; pass next as after for "
+                              "the next page (null: this was the last)")
+
+
+class InfoResponse(_Read):
+    output: IndexInfo = Field(description="the index as this project sees it (the SDK's IndexInfo; uri is the "
+                              "service's address, assets and frames this project's)")
 
 
 class Health(_Body):

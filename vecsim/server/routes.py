@@ -1,4 +1,5 @@
-"""The HTTP API: ``/api/v2/custom_index/{add,query,remove}/{sync,async}`` and ``/api/v2/task/{id}``.
+"""The HTTP API: ``/api/v2/custom_index/{add,query,remove}/{sync,async}``, the reads
+``/api/v2/custom_index/{asset/{task_id},assets,info}`` and ``/api/v2/task/{id}``.
 
 Each handler authenticates (one key works on every endpoint of its project), applies the
 project's rate limit, reads the request (:mod:`vecsim.server.inputs`) and calls the SDK through
@@ -21,7 +22,8 @@ from .auth import authenticate
 from .errors import CODES, ServiceError
 from .inputs import MediaRequest, read_request
 from .ledger import TaskRecord
-from .models import AddResponse, ErrorResponse, QueryResponse, RemoveResponse, TaskResponse
+from .models import (AddResponse, AssetResponse, AssetsResponse, ErrorResponse, InfoResponse, QueryResponse,
+                     RemoveResponse, TaskResponse)
 from .runtime import Runtime, envelope
 
 PREFIX = "/api/v2"
@@ -34,10 +36,13 @@ _MEDIA_FORM = {
         "url": {"type": "string", "description": "an http(s) URL of the image or video (or send media)"},
         "metadata": {"type": "string", "description": "add: a JSON object, stored with the asset"},
         "task_id": {"type": "string", "description": "add: the asset's id (generated when absent)"},
+        "replace": {"type": "boolean", "description": "add: replace the asset of this task_id if there is one"},
         "callback_url": {"type": "string", "description": "async: the finished task is POSTed here, signed"},
         "top_k": {"type": "integer", "minimum": 1, "description": "query: most assets returned (default 5)"},
         "threshold": {"type": "number", "minimum": 0, "maximum": 1,
                       "description": "query: lowest similarity_score of a match (default 0.5)"},
+        "rotations": {"type": "boolean", "description": "query: also search each frame turned a quarter left "
+                      "and right (default: for images only)"},
     },
 }
 _JSON_BODY = {**_MEDIA_FORM, "properties": {**_MEDIA_FORM["properties"],
@@ -56,7 +61,8 @@ REMOVE_PARAMS = {"parameters": [{"name": "task_id", "in": "query", "required": F
 QUERY_GET_PARAMS = {"parameters": [
     {"name": n, "in": "query", "required": n == "url", "schema": s} for n, s in
     (("url", {"type": "string"}), ("top_k", {"type": "integer", "minimum": 1}),
-     ("threshold", {"type": "number", "minimum": 0, "maximum": 1}), ("callback_url", {"type": "string"}))]}
+     ("threshold", {"type": "number", "minimum": 0, "maximum": 1}), ("rotations", {"type": "boolean"}),
+     ("callback_url", {"type": "string"}))]}
 
 
 def _errors(*codes: str) -> dict[int | str, dict[str, Any]]:
@@ -152,7 +158,7 @@ async def _submit(rt: Runtime, project: str, kind: str, task_id: str, params: di
 async def add_sync(request: Request) -> AddResponse:
     rt, project, req = await _begin(request, media=True, task=False)
     try:
-        result = await _sync(rt, rt.service.add, project, req.media_params(), req.metadata, req.task_id)
+        result = await _sync(rt, rt.service.add, project, req.media_params(), req.metadata, req.task_id, req.replace)
     finally:
         req.discard()
     return AddResponse(task_id=result.task_id, status="completed", output=result)
@@ -166,9 +172,9 @@ async def add_async(request: Request) -> JSONResponse:
     try:
         task_id = check_task_id(req.task_id) if req.task_id is not None else new_task_id()
         metadata = check_metadata(req.metadata)
-        if await anyio.to_thread.run_sync(rt.service.exists, project, task_id):
+        if not req.replace and await anyio.to_thread.run_sync(rt.service.exists, project, task_id):
             raise ServiceError(409, "task_exists", f"task_id {task_id!r} is already in the index")
-        params = {"media": req.media_params(), "metadata": metadata, "source": req.source}
+        params = {"media": req.media_params(), "metadata": metadata, "source": req.source, "replace": req.replace}
         return await _submit(rt, project, "add", task_id, params, req)
     except BaseException:
         req.discard()
@@ -181,7 +187,7 @@ async def add_async(request: Request) -> JSONResponse:
 async def _query_sync(request: Request) -> QueryResponse:
     rt, project, req = await _begin(request, media=True, task=False)
     try:
-        result = await _sync(rt, rt.service.query, project, req.media_params(), req.top_k, req.threshold)
+        result = await _sync(rt, rt.service.query, project, req.media_params(), req.top_k, req.threshold, req.rotations)
     finally:
         req.discard()
     return QueryResponse(task_id="q" + uuid.uuid4().hex, status="completed", output=result.output,
@@ -192,7 +198,8 @@ async def _query_async(request: Request) -> JSONResponse:
     rt, project, req = await _begin(request, media=True, task=True)
     try:
         check_query_args(req.top_k, req.threshold)
-        params = {"media": req.media_params(), "top_k": req.top_k, "threshold": req.threshold, "source": req.source}
+        params = {"media": req.media_params(), "top_k": req.top_k, "threshold": req.threshold,
+                  "rotations": req.rotations, "source": req.source}
         return await _submit(rt, project, "query", "q" + uuid.uuid4().hex, params, req)
     except BaseException:
         req.discard()
@@ -236,6 +243,59 @@ async def remove_async(request: Request) -> JSONResponse:
 
 def _missing_task_id() -> str:
     raise ServiceError(400, "invalid_request", "task_id is required: the asset to remove")
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+_READ_ERRORS = ("invalid_request", "not_ready", "timeout", "store_unavailable", "store_error")
+
+
+def _reader(request: Request) -> tuple[Runtime, str]:
+    """Authenticate a read and check the index is loaded: (runtime, the caller's project). A read
+    runs on a store worker thread, like a remove (no model work)."""
+    project = _project(request)
+    rt = _rt(request)
+    rt.service.check_ready()
+    return rt, project
+
+
+@router.get("/custom_index/asset/{task_id:path}", response_model=AssetResponse,
+            responses=_errors(*_READ_ERRORS, "task_not_found"), summary="One asset: its metadata and frames")
+async def get_asset(task_id: str, request: Request) -> AssetResponse:
+    rt, project = _reader(request)
+    info = await _sync(rt, rt.service.get, project, check_task_id(task_id), limiter=rt.store_limiter)
+    return AssetResponse(output=info)
+
+
+@router.get("/custom_index/assets", response_model=AssetsResponse, responses=_errors(*_READ_ERRORS),
+            openapi_extra={"parameters": [
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                {"name": "after", "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": "the next of the previous page: the task_id after which this page starts"}]},
+            summary="The project's assets, a page at a time, by task_id")
+async def list_assets(request: Request) -> AssetsResponse:
+    rt, project = _reader(request)
+    params = request.query_params
+    unknown = sorted(set(params) - {"limit", "after"})
+    if unknown:
+        raise ServiceError(400, "invalid_request", f"unknown parameter(s): {', '.join(unknown)}; "
+                           "the parameters are after and limit")
+    try:
+        limit = int(params.get("limit", "100"))
+    except ValueError:
+        raise ServiceError(400, "invalid_request", f"limit must be an integer, got {params['limit']!r}") from None
+    page = await _sync(rt, rt.service.list_assets, project, limit, params.get("after") or None,
+                       limiter=rt.store_limiter)
+    return AssetsResponse(output=page)
+
+
+@router.get("/custom_index/info", response_model=InfoResponse, responses=_errors(*_READ_ERRORS),
+            summary="The index as this project sees it: engine, descriptor, counts")
+async def index_info(request: Request) -> InfoResponse:
+    rt, project = _reader(request)
+    base = str(request.base_url).rstrip("/")
+    return InfoResponse(output=await _sync(rt, rt.service.info, project, base, limiter=rt.store_limiter))
 
 
 # --- tasks ---------------------------------------------------------------------------------------

@@ -78,12 +78,14 @@ class Runtime:
         p = rec.params
         try:
             if rec.kind == "add":
-                result = self.service.recovered_add(rec.project, rec.id, p.get("source", "")) if rec.attempts > 1 else None
+                # a retry after a kill finds what the first attempt committed (a replace is simply run again)
+                result = (self.service.recovered_add(rec.project, rec.id, p.get("source", ""))
+                          if rec.attempts > 1 and not p.get("replace") else None)
                 if result is None:
-                    result = self.service.add(rec.project, p["media"], p.get("metadata"), rec.id)
+                    result = self.service.add(rec.project, p["media"], p.get("metadata"), rec.id, bool(p.get("replace")))
                 out: Any = result.model_dump(mode="json")
             elif rec.kind == "query":
-                q = self.service.query(rec.project, p["media"], p.get("top_k"), p.get("threshold"))
+                q = self.service.query(rec.project, p["media"], p.get("top_k"), p.get("threshold"), p.get("rotations"))
                 out = {"output": [a.model_dump(mode="json") for a in q.output],
                        "query": self.query_info(q).model_dump(mode="json")}
             elif rec.kind == "remove":

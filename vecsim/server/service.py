@@ -17,7 +17,7 @@ from ..errors import TaskNotFoundError, UrlNotAllowedError, VecsimError
 from ..media.inputs import is_url
 from ..index import CustomIndex
 from ..media import MediaOptions
-from ..schema import AddResult, QueryResult, RemoveResult
+from ..schema import AddResult, AssetInfo, AssetPage, IndexInfo, QueryResult, RemoveResult
 from .errors import ServiceError
 from .settings import ServerSettings
 
@@ -114,18 +114,20 @@ class Service:
                 if self.on_stages is not None:
                     self.on_stages(dict(stages))
 
-    def add(self, project: str, media: dict[str, Any], metadata: dict[str, Any] | None, task_id: str | None) -> AddResult:
+    def add(self, project: str, media: dict[str, Any], metadata: dict[str, Any] | None, task_id: str | None,
+            replace: bool = False) -> AddResult:
         index = self.for_project(project)
         handle = self._media(media)
         try:
-            return self._timed(index.add, handle, metadata=metadata, task_id=task_id)
+            return self._timed(index.add, handle, metadata=metadata, task_id=task_id, replace=replace)
         finally:
             _close(handle)
 
-    def query(self, project: str, media: dict[str, Any], top_k: int | None, threshold: float | None) -> QueryResult:
+    def query(self, project: str, media: dict[str, Any], top_k: int | None, threshold: float | None,
+              rotations: bool | None = None) -> QueryResult:
         index = self.for_project(project)
         handle = self._media(media)
-        kwargs: dict[str, Any] = {"threshold": threshold}
+        kwargs: dict[str, Any] = {"threshold": threshold, "rotations": rotations}
         if top_k is not None:
             kwargs["top_k"] = top_k
         try:
@@ -156,6 +158,19 @@ class Service:
 
     def count(self, project: str) -> int:
         return self.for_project(project).count()
+
+    # --- reads -------------------------------------------------------------------------------------
+
+    def get(self, project: str, task_id: str) -> AssetInfo:
+        return self.for_project(project).get(task_id)
+
+    def list_assets(self, project: str, limit: int, after: str | None) -> AssetPage:
+        return self.for_project(project).list_assets(limit=limit, after=after)
+
+    def info(self, project: str, uri: str) -> IndexInfo:
+        """The project's view of the index, its ``uri`` the service's own address (the store's
+        address and credentials are the operator's, never shown to a client)."""
+        return self.for_project(project).info().model_copy(update={"uri": uri})
 
 
 def _close(handle: Any) -> None:
