@@ -406,7 +406,8 @@ def test_the_list_shows_the_assets_page_by_page(browser, service):
     from selenium.webdriver.support.ui import Select
 
     _log_in(browser, service)
-    _wait(browser, lambda d: "Page 1" in _text_of(d, "assets-status"), "the first page of assets")
+    _wait(browser, lambda d: _text_of(d, "assets-status") not in ("", "Loading…"), "the first page of assets")
+    assert _text_of(browser, "assets-status").startswith("Page 1: "), _text_of(browser, "assets-status")
     Select(_by_id(browser, "assets-size")).select_by_visible_text("10")
     expected = _api_pages(service, 10)
     assert len(expected) >= 2 and {VIDEO[0], *PHOTOS, *DISTRACTORS} <= {a["task_id"] for p in expected for a in p}
