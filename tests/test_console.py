@@ -110,9 +110,12 @@ def browser():
 
 
 def _wait(driver, condition, what: str, timeout: float = WAIT_S):
+    """Poll ``condition`` until it holds (an element re-rendered meanwhile counts as not yet)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, f"{what} within {timeout} s")
+    return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+                         ).until(condition, f"{what} within {timeout} s")
 
 
 def _by_id(driver, element_id: str):
@@ -412,8 +415,9 @@ def test_the_list_shows_the_assets_page_by_page(browser, service):
     expected = _api_pages(service, 10)
     assert len(expected) >= 2 and {VIDEO[0], *PHOTOS, *DISTRACTORS} <= {a["task_id"] for p in expected for a in p}
 
-    def shown() -> list[str]:
-        return [r.get_attribute("data-task-id") for r in browser.find_elements(By.CSS_SELECTOR, "#assets-rows tr")]
+    def shown() -> list[str]:  # one read of the rows, so never half of a re-rendered page
+        return browser.execute_script(
+            "return [...document.querySelectorAll('#assets-rows tr')].map((r) => r.dataset.taskId)")
 
     for number, page in enumerate(expected, 1):
         _wait(browser, lambda d: _text_of(d, "assets-status").startswith(f"Page {number}:")

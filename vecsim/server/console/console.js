@@ -114,7 +114,9 @@
 
   // --- log in / out -----------------------------------------------------------------------------
 
-  const state = { querySeq: 0, queryFile: null, addFile: null, cursors: [null], next: null, preview: null };
+  const state = {
+    querySeq: 0, listSeq: 0, queryFile: null, addFile: null, cursors: [null], next: null, preview: null,
+  };
 
   async function login(key, quiet) {
     const button = $("login-button");
@@ -515,16 +517,19 @@
   async function loadAssets() {
     const statusNode = $("assets-status");
     const after = state.cursors[state.cursors.length - 1];
+    const seq = ++state.listSeq;
     setStatus(statusNode, "Loading…");
     let page;
     try {
       page = (await call("GET", "/custom_index/assets", { query: { limit: $("assets-size").value, after } })).output;
     } catch (err) {
+      if (seq !== state.listSeq) return; // a newer page was asked for meanwhile
       $("assets-table").hidden = true;
       showError(statusNode, err);
       updatePager();
       return;
     }
+    if (seq !== state.listSeq) return;
     state.next = page.next || null;
     const rows = page.assets.map(assetRow);
     $("assets-rows").replaceChildren(...rows);
