@@ -383,7 +383,8 @@ class QdrantStore(ProjectScoped):
         project's assets, not with the page."""
         with engine_errors("list of asset records", self):
             self._client  # noqa: B018  (a closed store raises, even for limit 0)
-            ids = smallest_after((p["task_id"] for p in self._scroll(self.assets_collection, self._project_filter(), ["task_id"])), limit, after)
+            keys = (p["task_id"] for p in self._scroll(self.assets_collection, self._project_filter(), ["task_id"]))
+            ids = smallest_after(keys, limit, after)
             found = self.assets(ids)  # a record removed since the scan is no longer visible: left out
             return [found[t] for t in ids if t in found]
 

@@ -595,7 +595,8 @@ class QdrantEdgeStore(ProjectScoped):
         project's assets, not with the page."""
         with engine_errors("list of asset records", self):
             self._shard("_assets")  # a closed store raises, even for limit 0
-            ids = smallest_after((p["task_id"] for p in self._scroll("_assets", self._project_filter(), ["task_id"])), limit, after)
+            keys = (p["task_id"] for p in self._scroll("_assets", self._project_filter(), ["task_id"]))
+            ids = smallest_after(keys, limit, after)
             found = self.assets(ids)  # a record removed since the scan is no longer visible: left out
             return [found[t] for t in ids if t in found]
 

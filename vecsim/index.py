@@ -515,10 +515,12 @@ class CustomIndex:
     def list_assets(self, limit: int = 100, after: str | None = None) -> AssetPage:
         """One page of the project's assets, by task_id ascending (Unicode code point order): up to
         ``limit`` (1 to 1000) whose task_id comes after ``after`` (``None``: from the first).
-        ``next`` is the ``after`` of the next page, ``None`` on the last. Pages are cheap at any
-        size of the index (they read asset records, never frames); an asset added or removed while
-        paging shows or not on a later page, but none repeats or is skipped. An add in progress is
-        not listed until it commits."""
+        ``next`` is the ``after`` of the next page, ``None`` on the last. A page reads asset
+        records, never frames (on a Milvus server it is read in task_id order through the key;
+        Milvus Lite and Qdrant go through the keys of all the project's assets per page:
+        docs/cli.md has the costs); an asset added or removed while paging shows or not on a
+        later page, but none repeats or is skipped. An add in progress is not listed until it
+        commits."""
         check_list_args(limit, after)
         records = self._store.list_assets(limit + 1, after)  # one more: whether a next page exists
         page = records[:limit]
