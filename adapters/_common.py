@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import heapq
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -241,6 +242,35 @@ def asset_record(row: Mapping[str, Any]) -> AssetRecord:
     return AssetRecord(task_id=row["task_id"], generation=row["generation"], media_type=row["media_type"],
                        source=row["source"], duration=float(row["duration"]), frames=int(row["frames"]),
                        metadata=row.get("metadata") or {})
+
+
+# --- pages of asset records (StoreReader.list_assets) -------------------------------------------
+
+
+def smallest_after(task_ids: Iterable[str], limit: int, after: str | None) -> list[str]:
+    """The ``limit`` smallest of ``task_ids`` greater than ``after`` (all, for None), ascending:
+    the page of :meth:`~vecsim.store.StoreReader.list_assets` for an engine that cannot order or
+    range-filter strings itself (Qdrant), chosen in one pass over a scan of the project's record
+    keys, keeping at most ``limit`` of them in memory."""
+    if limit < 1:
+        return []
+    return heapq.nsmallest(limit, (t for t in task_ids if after is None or t > after))
+
+
+def check_page(records: Sequence[AssetRecord], after: str | None, store: Any) -> list[AssetRecord]:
+    """``records`` if they are a correct page after ``after``: task_ids strictly increasing and all
+    greater than ``after``. An engine that ordered them otherwise would make pagination skip
+    records, so that is a :class:`~vecsim.errors.StoreError`, never a page."""
+    previous = after
+    for r in records:
+        if previous is not None and not r.task_id > previous:
+            raise StoreError(
+                f"listing the asset records of collection {getattr(store, 'collection', '?')!r} at "
+                f"{getattr(store, 'uri', '?')}: the engine returned {r.task_id!r} after {previous!r}, out of "
+                "task_id order (a page would skip records)"
+            )
+        previous = r.task_id
+    return list(records)
 
 
 def scan_generations(

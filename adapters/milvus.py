@@ -84,6 +84,7 @@ from ._common import (
     batched,
     check_collection_name,
     check_local,
+    check_page,
     closed_error,
     encode_local,
     engine_errors,
@@ -589,6 +590,37 @@ class MilvusStore(ProjectScoped):
                 consistency_level=self._level(self.assets_collection),
             )
             return {r["task_id"]: asset_record(r) for r in rows}
+
+    def list_assets(self, limit: int, after: str | None = None) -> list[AssetRecord]:
+        """Keyset pagination on the records' primary key in the engine: ``pk > "<project>/<after>"``
+        (in a collection without projects, made by vecsim < 0.4: ``task_id > "<after>"``, its
+        key), filtered to the project. Within one project the key's order is the task_id's (the
+        same prefix; Milvus compares strings by UTF-8 bytes). A server's query with a limit
+        returns the matching rows with the smallest keys, in key order (each segment yields its
+        rows from its primary-key map in order and the results are merged by key: what pymilvus's
+        query iterator relies on). Milvus Lite sorts by key only for a query marked as an
+        iterator's (``iterator``), so there it is marked; a server is not (Milvus 2.3.5 answers
+        such a query without the rows written in the last few hundred milliseconds, whatever the
+        consistency level). :func:`~adapters._common.check_page` refuses a page out of key order.
+        At most ``QUERY_LIMIT`` rows per request."""
+        out: list[AssetRecord] = []
+        key = "pk" if self.spec.projects else "task_id"
+        in_key_order = {"iterator": "True"} if self._lite else {}
+        with engine_errors("list of asset records", self):
+            client = self._client  # a closed store raises, even for limit 0
+            last = after
+            while len(out) < limit:
+                ask = min(limit - len(out), QUERY_LIMIT)
+                # every stored task_id is non-empty: "" as the bound when there is none starts at the first
+                expr = f"{key} > {_literal(asset_key(last if last is not None else '', self._key_project))}"
+                rows = client.query(self.assets_collection, filter=self._scoped(expr), output_fields=ASSET_FIELDS,
+                                    limit=ask, consistency_level=self._level(self.assets_collection), **in_key_order)
+                page = check_page([asset_record(r) for r in rows], last, self)
+                out.extend(page)
+                if len(page) < ask:
+                    break
+                last = page[-1].task_id
+        return out
 
     def local_features(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], bytes]:
         """Read by primary key, only the ``local`` field, ``LOCAL_BATCH`` keys per ``get``."""

@@ -55,6 +55,12 @@ def test_add_query_remove_info(media, tmp_path):
 
     info = lines(run(["--index", idx, "info"], tmp_path).stdout)[0]
     assert info["assets"] == 3 and info["engine"] == "qdrant-edge" and info["index"]["type"] == "HNSW"  # the default
+    ids = sorted([x["task_id"] for x in out] + ["cat-1"])
+    page = lines(run(["--index", idx, "list", "--limit", "2", "--json"], tmp_path).stdout)
+    assert [[a["task_id"] for a in p["assets"]] for p in page] == [ids[:2]] and page[0]["next"] == ids[1]
+    last = run(["--index", idx, "list", "--after", ids[1]], tmp_path)  # a line per asset, tab-separated
+    assert [x.split("\t")[:4] for x in last.stdout.splitlines()] == [[ids[2], "image", "0", "1"]] and not last.stderr
+    assert "--after" in run(["--index", idx, "list", "--limit", "1"], tmp_path).stderr  # more follow
 
     removed = lines(run(["--index", idx, "remove", "cat-1"], tmp_path).stdout)
     assert removed == [{"task_id": "cat-1", "removed_frames": 1}]

@@ -20,6 +20,7 @@ import pytest
 
 from vecsim import (
     DEFAULT_PROJECT,
+    AssetPage,
     AsyncCustomIndex,
     CustomIndex,
     IndexConfigError,
@@ -121,6 +122,28 @@ def test_count_info_and_get_are_per_project(shared):
     assert b.get("only-b").metadata == {"project": B}
     assert a.store.project == A and b.store.project == B
     assert set(a.store.assets(NAMES + ["only-b"])) == set(NAMES)  # the read-only store is scoped too
+
+
+def test_list_assets_pages_through_one_projects_assets(shared):
+    a, b = shared
+    names = sorted(NAMES)
+    first = a.list_assets(limit=4)
+    assert [x.task_id for x in first.assets] == names[:4] and first.next == names[3]
+    rest = a.list_assets(limit=4, after=first.next)
+    assert [x.task_id for x in rest.assets] == names[4:] and rest.next is None  # a short page is the last
+    assert all(x.metadata == {"name": x.task_id, "project": A} and (x.media_type, x.frames, x.duration) == ("image", 1, 0)
+               for x in first.assets + rest.assets)
+    assert a.list_assets(limit=len(NAMES)).next is None  # a full page with nothing after it
+    assert [x.task_id for x in b.list_assets(limit=1000).assets] == sorted(NAMES + ["only-b"])
+    after_coins = b.list_assets(limit=1, after="coins")  # B's own asset, between two shared ones
+    assert [x.task_id for x in after_coins.assets] == ["only-b"] and after_coins.next == "only-b"
+    assert a.for_project(DEFAULT_PROJECT).list_assets() == AssetPage(assets=[], next=None)
+    for bad in (0, 1001, -1, 2.0, True, "3", None):
+        with pytest.raises(InvalidRequestError, match="limit must be an integer from 1 to 1000"):
+            a.list_assets(limit=bad)
+    for bad in ('x"', "", " x", 5):
+        with pytest.raises(InvalidRequestError, match="invalid task_id"):
+            a.list_assets(after=bad)
 
 
 def test_remove_add_and_vacuum_touch_one_project(backend_module, photos):
@@ -331,11 +354,11 @@ def test_async_index_takes_a_project(backend_module, photos):
                                  b.add(photos["rocket"], task_id="x", metadata={"p": B}))
             got = (a.project, b.project, await a.count(), await b.count(),
                    (await a.query(photos["coffee"])).output[0].metadata, (await b.get("x")).metadata,
-                   (await a.info()).project)
+                   (await a.info()).project, [x.metadata for x in (await b.list_assets(limit=5)).assets])
             await b.close()  # its own worker; the shared store stays open
             return got + (await a.count(),)
 
-    assert asyncio.run(run()) == (A, B, 1, 1, {"p": A}, {"p": B}, A, 1)
+    assert asyncio.run(run()) == (A, B, 1, 1, {"p": A}, {"p": B}, A, [{"p": B}], 1)
 
 
 def test_a_given_store_must_be_scoped_to_the_index_project(tmp_path):

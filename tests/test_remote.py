@@ -32,7 +32,7 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed")
 # --- the interface ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", [n for n in AsyncCustomIndex.OPERATIONS] + ["list_assets"])
+@pytest.mark.parametrize("name", AsyncCustomIndex.OPERATIONS)
 def test_every_operation_takes_the_sdks_arguments(name):
     """Each operation of CustomIndex is on RemoteIndex and AsyncRemoteIndex with the same
     parameters, in the same order, with the same defaults (a remote call may add keyword-only

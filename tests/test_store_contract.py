@@ -194,6 +194,47 @@ def test_generations_scan(store):
     assert present == {("a", "g1"): 2, ("a", "g2"): 1, ("b", "g1"): 1}
 
 
+#: task_ids whose order and escaping a page must get right: cases, unicode (ü sorts after z, 写
+#: after ü: code point order), a quote, an apostrophe, a backslash, a space and a slash.
+LIST_IDS = ["b", "a", "Z", "写真", "ünï", 'q"uote', "o'k", "back\\slash", "a b/c"]
+
+
+def test_list_assets_pages_through_every_record_in_task_id_order(store):
+    for t in LIST_IDS:
+        store.insert_frames(rows(t, "g1", [basis(len(t) % DIM)]))
+    store.commit_assets([record(t, "g1", 1, name=t) for t in LIST_IDS])
+    store.insert_frames(rows("c-pending", "g1", [basis(0), basis(1)]))  # an add in progress: no record yet
+    want = sorted(LIST_IDS)
+    pages, after = [], None
+    for _ in range(len(want)):  # bounded: at most one page per record
+        page = store.list_assets(3, after)
+        pages.append([r.task_id for r in page])
+        if len(page) < 3:
+            break
+        after = page[-1].task_id
+    assert pages == [want[0:3], want[3:6], want[6:9], []]
+    assert store.list_assets(100) == [record(t, "g1", 1, name=t) for t in want]  # whole records
+    for i, t in enumerate(want):  # every task_id as the key to start after, quotes and backslash included
+        assert [r.task_id for r in store.list_assets(2, after=t)] == want[i + 1 : i + 3]
+    assert store.list_assets(5, after="\U0010ffff") == [] and store.list_assets(0) == []
+    assert [r.task_id for r in store.list_assets(3, after="")] == want[:3]
+
+
+def test_list_assets_sees_commits_and_removals_and_only_its_project(store):
+    other = store.for_project("other")
+    other.commit_assets([record(t, "g1", 0) for t in ("a", "m", "z")])
+    store.commit_assets([record(t, "g1", 0) for t in ("b", "c", "d")])
+    assert [r.task_id for r in store.list_assets(10)] == ["b", "c", "d"]
+    assert [r.task_id for r in other.list_assets(10, after="a")] == ["m", "z"]
+    store.generations()  # a full scan: on a Milvus server it also seals the records written so far
+    assert store.delete_asset("c") is not None
+    store.commit_asset(record("a", "g2", 0))  # committed between two pages (and unsealed): on the page it sorts into
+    assert [r.task_id for r in store.list_assets(2)] == ["a", "b"]
+    assert [r.task_id for r in store.list_assets(2, after="b")] == ["d"]
+    assert ReadOnlyStore(store).list_assets(1, after="a") == [record("b", "g1", 0)]
+    assert store.for_project("empty").list_assets(10) == []
+
+
 def test_reopen_returns_the_stored_spec(backend_module):
     _, uri, options = backend_module
     name = f"r_{uuid.uuid4().hex[:10]}"
@@ -375,6 +416,7 @@ def test_an_old_collection_keeps_its_keys_and_only_the_default_project(backend_m
     with open_store(uri, name, SPEC, **options) as again:  # the stored spec wins; the refusal closed its store
         assert again.spec == OLD_SPEC and again.count() == (1, 2)
         assert again.assets(["t"]) == {"t": record("t", "g", 2)}
+        assert again.list_assets(5) == [record("t", "g", 2)] and again.list_assets(5, after="t") == []
         assert [h.task_id for h in again.search(basis(1)[None], limit=1)[0]] == ["t"]
         assert again.delete_frames("t", keep_generation="g") == 0 and again.generations() == ({"t": "g"},
                                                                                                 {("t", "g"): 2})

@@ -40,7 +40,8 @@ class AsyncCustomIndex:
     thread) on the same model and store, scoped to that project."""
 
     #: The methods of ``CustomIndex`` offered as coroutines.
-    OPERATIONS = ("add", "add_many", "query", "remove", "get", "vacuum", "count", "info", "for_project")
+    OPERATIONS = ("add", "add_many", "query", "remove", "get", "list_assets", "vacuum", "count", "info",
+                  "for_project")
 
     def __init__(self, index: CustomIndex):
         self.sync = index
@@ -73,6 +74,7 @@ class AsyncCustomIndex:
     query = _delegate("query")
     remove = _delegate("remove")
     get = _delegate("get")
+    list_assets = _delegate("list_assets")
     vacuum = _delegate("vacuum")
     count = _delegate("count")
     info = _delegate("info")

@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 an operation failed (bad input, unknown task_id, store 
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -222,6 +223,26 @@ def get(task_id: str) -> None:
     """Show one asset: metadata, source, frames."""
     with _open() as index:
         _emit(index.get(task_id).model_dump(mode="json"))
+
+
+@app.command("list")
+def list_assets(
+    limit: Annotated[int, typer.Option(help="At most this many assets (1 to 1000).")] = 100,
+    after: Annotated[Optional[str], typer.Option(help="Start after this task_id (the `next` of the page before).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help='One JSON line: {"assets": [...], "next": ...}.')] = False,
+) -> None:
+    """List the project's assets by task_id, one page: a line per asset (task_id, media type, seconds, frames,
+    source); where more follow, stderr says the --after of the next page."""
+    with _open() as index:
+        page = index.list_assets(limit=limit, after=after)
+    if as_json:
+        _emit(page.model_dump(mode="json"))
+        return
+    for a in page.assets:
+        sys.stdout.write(f"{a.task_id}\t{a.media_type}\t{a.duration:g}\t{a.frames}\t{a.source}\n")
+    sys.stdout.flush()
+    if page.next is not None:
+        typer.echo(f"vecsim: more assets: the next page is `list --after {shlex.quote(page.next)}`", err=True)
 
 
 @app.command()

@@ -41,6 +41,8 @@ from .schema import (
     AddManyResult,
     AddResult,
     AssetInfo,
+    AssetPage,
+    AssetSummary,
     DescriptorInfo,
     FrameInfo,
     IndexInfo,
@@ -54,6 +56,7 @@ from .task_locks import lock_scope, task_lock
 from .validate import (  # noqa: F401 (re-export)
     DEFAULT_PROJECT,
     MAX_METADATA_BYTES,
+    check_list_args,
     check_metadata,
     check_project,
     check_query_args,
@@ -507,6 +510,24 @@ class CustomIndex:
             metadata=record.metadata,
             frames=[FrameInfo(timestamp=f.timestamp, span_end=f.span_end, pdq=f.pdq)
                     for f in self._store.frames(task_id, record.generation)],
+        )
+
+    def list_assets(self, limit: int = 100, after: str | None = None) -> AssetPage:
+        """One page of the project's assets, by task_id ascending (Unicode code point order): up to
+        ``limit`` (1 to 1000) whose task_id comes after ``after`` (``None``: from the first).
+        ``next`` is the ``after`` of the next page, ``None`` on the last. A page reads asset
+        records, never frames (on a Milvus server it is read in task_id order through the key;
+        Milvus Lite and Qdrant go through the keys of all the project's assets per page:
+        docs/cli.md has the costs); an asset added or removed while paging shows or not on a
+        later page, but none repeats or is skipped. An add in progress is not listed until it
+        commits."""
+        check_list_args(limit, after)
+        records = self._store.list_assets(limit + 1, after)  # one more: whether a next page exists
+        page = records[:limit]
+        return AssetPage(
+            assets=[AssetSummary(task_id=r.task_id, media_type=r.media_type, source=r.source, duration=r.duration,
+                                 metadata=r.metadata, frames=r.frames) for r in page],
+            next=page[-1].task_id if len(records) > limit else None,
         )
 
     def vacuum(self) -> VacuumResult:

@@ -101,17 +101,21 @@ class AssetInfo(_Model):
 
 
 class AssetSummary(_Model):
+    """One asset on a page of ``list_assets``: its record, without the frames themselves."""
+
     task_id: str
     media_type: str
     source: str
-    duration: float
+    duration: float = Field(description="seconds (0 for an image)")
     metadata: dict[str, Any]
-    frames: int
+    frames: int = Field(ge=0, description="frame rows stored for the asset")
 
 
 class AssetPage(_Model):
+    """A page of a project's assets, by task_id ascending."""
+
     assets: list[AssetSummary]
-    next: str | None = None
+    next: str | None = Field(description="the task_id to pass as `after` for the next page; null: this is the last")
 
 
 class DescriptorInfo(_Model):

@@ -153,6 +153,14 @@ class StoreReader(Protocol):
     def assets(self, task_ids: list[str]) -> dict[str, AssetRecord]:
         """The records of those of ``task_ids`` that are visible."""
 
+    def list_assets(self, limit: int, after: str | None = None) -> list[AssetRecord]:
+        """One page of this store's project's visible asset records: up to ``limit`` of them, by
+        ``task_id`` ascending (Unicode code point order, which is UTF-8 byte order and Python's
+        ``str`` order), each ``task_id`` strictly greater than ``after`` (``None``: from the first).
+        Keyset pagination: pass the last ``task_id`` of a page as ``after`` to get the next; a
+        record committed or removed meanwhile is or is not on a later page, but none is repeated
+        or skipped. Reads asset records only, never frame rows. ``limit`` < 1 gives ``[]``."""
+
     def frames(self, task_id: str, generation: str) -> list[StoredFrame]:
         """The frame rows of one generation of an asset, in frame order."""
 
@@ -248,6 +256,9 @@ class ReadOnlyStore:
 
     def assets(self, task_ids: list[str]) -> dict[str, AssetRecord]:
         return self._store.assets(task_ids)
+
+    def list_assets(self, limit: int, after: str | None = None) -> list[AssetRecord]:
+        return self._store.list_assets(limit, after)
 
     def frames(self, task_id: str, generation: str) -> list[StoredFrame]:
         return self._store.frames(task_id, generation)

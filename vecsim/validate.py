@@ -103,6 +103,19 @@ def check_query_args(top_k: Any, threshold: Any) -> None:
         raise InvalidRequestError(f"threshold must be in [0, 1], got {float(threshold)}")
 
 
+#: Most assets on one page of ``CustomIndex.list_assets``.
+MAX_LIST_LIMIT = 1000
+
+
+def check_list_args(limit: Any, after: Any) -> None:
+    """Refuse a page size that is not an integer from 1 to :data:`MAX_LIST_LIMIT`, and an ``after``
+    that is neither ``None`` nor a valid task_id (:func:`check_task_id`)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, got {short_repr(limit)}")
+    if after is not None:
+        check_task_id(after)
+
+
 def check_metadata(metadata: Any) -> dict[str, Any]:
     """A plain JSON copy of ``metadata`` (``None`` -> ``{}``), so that what a later ``get`` or query
     returns is exactly what is stored. Refused: not a dict; keys that are not strings; values that

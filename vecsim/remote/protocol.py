@@ -23,7 +23,7 @@ from PIL import Image
 from .. import errors as E
 from ..media.inputs import MediaInput, describe, is_url
 from ..schema import AddResult, AssetInfo, AssetMatch, AssetPage, IndexInfo, QueryResult, RemoveResult
-from ..validate import check_metadata, check_query_args, check_task_id
+from ..validate import check_list_args, check_metadata, check_query_args, check_task_id
 
 API = "/api/v2"
 #: Schemes that always name a vecsim service (``http(s)://`` does too when an API key is given).
@@ -281,10 +281,7 @@ def get_call(task_id: str) -> Call:
 
 
 def list_call(limit: int, after: str | None) -> Call:
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise E.InvalidRequestError(f"limit must be an integer, got {limit!r}")
-    if after is not None:
-        after = check_task_id(after)
+    check_list_args(limit, after)
     return Call("GET", f"{API}/custom_index/assets", lambda b: AssetPage(**b["output"]),
                 params={"limit": limit, "after": after}, retry_send_errors=True)
 
