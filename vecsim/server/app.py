@@ -10,6 +10,7 @@ import threading
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -59,6 +60,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            runtime.service.closing.set()  # a load still waiting for the store gives up
             loader.join()
             runtime.close()
 
@@ -104,11 +106,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return Health(status="ok")
 
     @app.get("/readyz", response_model=Health, responses={503: {"model": Health}},
-             summary="Ready: the model and the store are loaded")
+             summary="Ready: the model and the store are loaded, and the store answers")
     async def readyz(request: Request) -> Any:
         service = request.app.state.runtime.service
         if service.ready:
-            return Health(status="ok")
+            answers, reason = await anyio.to_thread.run_sync(service.store_status)
+            if answers:
+                return Health(status="ok")
+            return JSONResponse(Health(status="store_unavailable", detail=reason[:500]).model_dump(), status_code=503)
         status = "failed" if service.error else "loading"
         return JSONResponse(Health(status=status, detail=service.error or "").model_dump(), status_code=503)
 
