@@ -50,11 +50,12 @@ read instead.
 Deadlines (a server): with ``MilvusOptions(timeout=T)`` every request carries a deadline of T
 seconds (pymilvus's default is none: a server that accepts connections but never answers, a
 stopped process, holds the caller for ever) and so does a reconnection; loading a collection into
-memory at open waits at least ``LOAD_TIMEOUT_S``. pymilvus reconnects by itself once the server is
-back on the same address (measured with Milvus 2.3.5 killed and restarted: the same client
-answers again as soon as the server serves the collection). A request that cannot reach the
-server, runs past its deadline or finds the collection not loaded yet (a restarting server) is a
-:class:`~vecsim.errors.StoreUnavailableError` (``_common.engine_errors``).
+memory at open, or creating one (which loads it), waits at least ``LOAD_TIMEOUT_S``. pymilvus
+reconnects by itself once the server is back on the same address (measured with Milvus 2.3.5
+killed and restarted: the same client answers again as soon as the server serves the
+collection). A request that cannot reach the server, runs past its deadline or finds the
+collection not loaded yet (a restarting server) is a :class:`~vecsim.errors.StoreUnavailableError`
+(``_common.engine_errors``).
 
 Index types: FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ and HNSW under their Milvus names; ``HNSW_SQ8`` /
 ``HNSW_PQ`` as Milvus 2.6's ``HNSW_SQ`` (sq_type SQ8) / ``HNSW_PQ`` with the engine's own
@@ -146,8 +147,10 @@ PARTITION_KEY_SINCE = (2, 2, 9)
 #: each flush into 16 hash buckets: more segments, more index files, nothing faster (measured:
 #: docs/tenancy.md). A plain field filtered in every expression isolates projects the same.
 LITE_PARTITION_KEY = False
-#: Least deadline of loading a collection into memory at open (seconds), whatever ``timeout``.
+#: Least deadline of loading a collection into memory at open (seconds), whatever ``timeout``;
+#: ``create_collection`` with an index loads the new collection too.
 LOAD_TIMEOUT_S = 600.0
+_LOADS = frozenset({"load_collection", "create_collection"})
 #: The client methods that send requests to the server: the ones given ``timeout=``.
 _REQUESTS = frozenset({
     "get_server_version", "has_collection", "describe_collection", "get_load_state", "load_collection",
@@ -698,7 +701,7 @@ class _Deadlines:
         attr = getattr(self._inner, name)
         if name not in _REQUESTS:
             return attr
-        timeout = max(self._timeout, LOAD_TIMEOUT_S) if name == "load_collection" else self._timeout
+        timeout = max(self._timeout, LOAD_TIMEOUT_S) if name in _LOADS else self._timeout
 
         def call(*args: Any, **kwargs: Any) -> Any:
             kwargs.setdefault("timeout", timeout)

@@ -794,8 +794,10 @@ def test_milvus_server_requests_carry_the_timeout():
     client.search("c", data=[[0.0]], limit=1)
     client.query("c", filter="", timeout=9)  # the caller's own wins
     client.load_collection("c")
+    client.create_collection("c")
     client.create_schema()
-    assert inner.calls == [("search", 3.0), ("query", 9), ("load_collection", LOAD_TIMEOUT_S), ("create_schema", None)]
+    assert inner.calls == [("search", 3.0), ("query", 9), ("load_collection", LOAD_TIMEOUT_S),
+                           ("create_collection", LOAD_TIMEOUT_S), ("create_schema", None)]
     with pytest.raises(IndexConfigError):
         MilvusOptions(timeout=0)
 
