@@ -90,7 +90,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @app.exception_handler(VecsimError)
     async def _vecsim_error(request: Request, exc: VecsimError) -> JSONResponse:
         status, _, _ = classify(exc)
-        if status >= 500:
+        if status >= 500 and status != 503:  # an unreachable store is logged once, by its health
             log.error("request %s failed", _request_id(request), exc_info=exc)
         return error_response(exc, _request_id(request))
 
