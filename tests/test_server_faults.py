@@ -226,7 +226,8 @@ def test_store_stopped_killed_and_restarted_under_load(milvus, tmp_path, photos)
           f"({len(committed_anyway)} of them committed anyway), {len(done)} tasks completed "
           f"({retried} after retries), {len(lost)} lost, {len(unexpected)} unexpected, {len(stray)} stray "
           f"generations; assets {n_assets}, frame rows {n_frames}, expected {len(expected)}")
-    print(f"recovery: /readyz 503 {readyz_down_s:.1f} s after SIGSTOP; milvus healthy again -> service ready "
+    print(f"slowest sync answer during the outage {max(a['seconds'] for a in sync_outage):.1f} s; "
+          f"recovery: /readyz 503 {readyz_down_s:.1f} s after SIGSTOP; milvus healthy again -> service ready "
           f"{ready_s:.1f} s, -> queue drained {drained_s:.1f} s")
     assert not lost and not unexpected and not stray, (lost, unexpected, stray)
     assert n_assets == len(expected) and n_frames == len(expected)  # one frame per image, each once
@@ -284,6 +285,7 @@ def test_sigterm_finishes_the_running_request_and_keeps_queued_tasks(tmp_path, p
             return False
 
         assert _poll(refused, 3, 0.05), "new connections still accepted after SIGTERM"
+        refused_s = time.monotonic() - term_at
         assert request.is_alive() and svc.process.poll() is None  # refused while the old request still runs
         svc.process.wait(env["shutdown_timeout_s"] + 15)
         exit_s = time.monotonic() - term_at
@@ -291,7 +293,8 @@ def test_sigterm_finishes_the_running_request_and_keeps_queued_tasks(tmp_path, p
         assert answer.get("status") == 200, answer
         assert answer["at"] > term_at and answer["body"]["output"]["stored_frames"] > 0
         assert exit_s <= env["shutdown_timeout_s"] + 5, exit_s
-        print(f"\nSIGTERM: running request answered 200 {answer['at'] - term_at:.1f} s after it; "
+        print(f"\nSIGTERM: new connections refused {refused_s:.2f} s after it; running request answered 200 "
+              f"{answer['at'] - term_at:.1f} s after it; "
               f"process exited after {exit_s:.1f} s (rc {svc.process.returncode})")
 
         svc = start_service(index_uri, tmp_path / "data", env=env)  # the upgrade: a new process, same data

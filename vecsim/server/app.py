@@ -110,10 +110,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def readyz(request: Request) -> Any:
         service = request.app.state.runtime.service
         if service.ready:
-            answers, reason = await anyio.to_thread.run_sync(service.store_status)
+            answers, _ = await anyio.to_thread.run_sync(service.store_status)
             if answers:
                 return Health(status="ok")
-            return JSONResponse(Health(status="store_unavailable", detail=reason[:500]).model_dump(), status_code=503)
+            detail = "the vector store cannot be reached or does not answer in time (the reason is in the log)"
+            return JSONResponse(Health(status="store_unavailable", detail=detail).model_dump(), status_code=503)
         status = "failed" if service.error else "loading"
         return JSONResponse(Health(status=status, detail=service.error or "").model_dump(), status_code=503)
 
