@@ -47,6 +47,16 @@ returns sees the change, without paying ``Strong``'s wait for everybody's writes
 ``MilvusOptions(consistency="Strong")`` (or ``Eventually``, ``Session``) fixes the level of every
 read instead.
 
+Deadlines (a server): with ``MilvusOptions(timeout=T)`` every request carries a deadline of T
+seconds (pymilvus's default is none: a server that accepts connections but never answers, a
+stopped process, holds the caller for ever) and so does a reconnection; loading a collection into
+memory at open, or creating one (which loads it), waits at least ``LOAD_TIMEOUT_S``. pymilvus
+reconnects by itself once the server is back on the same address (measured with Milvus 2.3.5
+killed and restarted: the same client answers again as soon as the server serves the
+collection). A request that cannot reach the server, runs past its deadline or finds the
+collection not loaded yet (a restarting server) is a :class:`~vecsim.errors.StoreUnavailableError`
+(``_common.engine_errors``).
+
 Index types: FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ and HNSW under their Milvus names; ``HNSW_SQ8`` /
 ``HNSW_PQ`` as Milvus 2.6's ``HNSW_SQ`` (sq_type SQ8) / ``HNSW_PQ`` with the engine's own
 refinement on exact vectors. IVF_PQ / IVF_SQ8 with ``rerank`` fetch ``oversampling`` x the
@@ -138,6 +148,16 @@ PARTITION_KEY_SINCE = (2, 2, 9)
 #: each flush into 16 hash buckets: more segments, more index files, nothing faster (measured:
 #: docs/tenancy.md). A plain field filtered in every expression isolates projects the same.
 LITE_PARTITION_KEY = False
+#: Least deadline of loading a collection into memory at open (seconds), whatever ``timeout``;
+#: ``create_collection`` with an index loads the new collection too.
+LOAD_TIMEOUT_S = 600.0
+_LOADS = frozenset({"load_collection", "create_collection"})
+#: The client methods that send requests to the server: the ones given ``timeout=``.
+_REQUESTS = frozenset({
+    "get_server_version", "has_collection", "describe_collection", "get_load_state", "load_collection",
+    "create_collection", "drop_collection", "insert", "upsert", "delete", "search", "query", "get", "flush",
+    "describe_index", "query_iterator",
+})
 #: Longest primary key of a frame row: "<project>/" (65) + task_id (256) + "#<generation>#<frame>".
 FRAME_PK_MAX_CHARS = 512
 log = logging.getLogger(__name__)
@@ -228,8 +248,11 @@ class MilvusStore(ProjectScoped):
             kwargs["token"] = options.token
         if options.db_name:
             kwargs["db_name"] = options.db_name
+        if options.timeout is not None:
+            kwargs["timeout"] = options.timeout  # pymilvus: the deadline of connecting and reconnecting
         with engine_errors("connect", self):  # pymilvus raises several types for "cannot connect"
-            return MilvusClient(**kwargs)
+            client = MilvusClient(**kwargs)
+        return client if options.timeout is None else _Deadlines(client, float(options.timeout))
 
     def close(self) -> None:
         """Close this store's client (Milvus Lite: release the shared one); a :meth:`for_project`
@@ -697,6 +720,26 @@ class MilvusStore(ProjectScoped):
 
         with engine_errors("count", self):
             return n(self.assets_collection), n(self.collection)
+
+
+class _Deadlines:
+    """A ``MilvusClient`` whose every request (:data:`_REQUESTS`) carries ``timeout=`` unless the
+    caller gives one: pymilvus's client-level timeout is only the connection's."""
+
+    def __init__(self, client: Any, timeout: float):
+        self._inner, self._timeout = client, timeout
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name not in _REQUESTS:
+            return attr
+        timeout = max(self._timeout, LOAD_TIMEOUT_S) if name in _LOADS else self._timeout
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("timeout", timeout)
+            return attr(*args, **kwargs)
+
+        return call
 
 
 def _milvus_index(index: IndexConfig) -> tuple[str, dict[str, Any]]:

@@ -24,17 +24,23 @@ class MilvusOptions:
     ``token``: ``user:password`` or an API key (a server); ``db_name``: the Milvus database;
     ``consistency``: the level of every read on a server (``Strong``, ``Bounded``, ``Session`` or
     ``Eventually``; default: ``Bounded``, then ``Session`` once this store writes). Milvus Lite
-    reads are always strong.
+    reads are always strong. ``timeout``: seconds each request to a server may take, and the
+    deadline of a reconnection (None: pymilvus's own, which waits for ever on a server that
+    accepts the connection but never answers); a request past it is a
+    :class:`~vecsim.errors.StoreUnavailableError`. Opening a collection that has to be loaded into
+    memory first waits at least :data:`~adapters.milvus.LOAD_TIMEOUT_S`. Milvus Lite ignores it.
     """
 
     token: str | None = None
     db_name: str | None = None
     consistency: str | None = None
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.consistency is not None and self.consistency not in CONSISTENCY_LEVELS:
             raise IndexConfigError(
                 f"consistency must be one of {', '.join(CONSISTENCY_LEVELS)}, got {self.consistency!r}")
+        _check_timeout(self.timeout)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,14 @@ class QdrantOptions:
     api_key: str | None = None
     prefer_grpc: bool = False
     timeout: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_timeout(self.timeout)
+
+
+def _check_timeout(timeout: Any) -> None:
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise IndexConfigError(f"timeout must be a number of seconds above 0, got {timeout!r}")
 
 
 @dataclass(frozen=True)

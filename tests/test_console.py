@@ -211,7 +211,7 @@ def test_console_is_off_by_default(tmp_path, monkeypatch):
     monkeypatch.delenv("VECSIM_CONSOLE", raising=False)
     assert ServerSettings().console is False
     started = []
-    monkeypatch.setattr(uvicorn, "run", lambda asgi, **kw: started.append(asgi))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(self.config.app))
     monkeypatch.setattr("vecsim.server.observability.configure_logging", lambda level: None)
     args = ["serve", "--index", f"qdrant-edge:{tmp_path / 'index'}", "--data-dir", str(tmp_path / "data")]
     for extra in ([], ["--console"]):

@@ -69,3 +69,20 @@ def test_a_finished_id_can_be_reused(ledger):
     ledger.finish(ledger.claim("p", "t1", 30), COMPLETED, {})
     assert ledger.create(_rec()) is None
     assert ledger.get("p", "t1").status == QUEUED and ledger.get("p", "t1").attempts == 0
+
+
+def test_a_task_put_back_stays_active_and_runs_again(ledger):
+    """A task that could not reach the store: back to queued under its claim, retries counted,
+    claimed and finished by the next try; a lost claim cannot put it back."""
+    ledger.create(_rec())
+    first = ledger.claim("p", "t1", lease_s=30)
+    back = ledger.retry(first)
+    assert back.status == QUEUED and back.retries == 1 and back.error is None
+    got = ledger.get("p", "t1")
+    assert got.status == QUEUED and got.retries == 1 and ("p", "t1") in ledger.active()
+    assert ledger.pending()[0] == 1
+    assert ledger.retry(first) is None  # no longer running under that claim
+    second = ledger.claim("p", "t1", lease_s=30)
+    assert second.attempts == 2 and second.retries == 1
+    assert ledger.finish(second, COMPLETED, {"ok": True}).retries == 1
+    assert ledger.get("p", "t1").status == COMPLETED and ledger.pending()[0] == 0

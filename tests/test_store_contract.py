@@ -803,6 +803,45 @@ def test_engine_errors_maps_pymilvus_exceptions():
     with pytest.raises(StoreUnavailableError):
         with engine_errors("insert", _FakeStore()):
             raise MilvusUnavailableException(message="down")
+    # what pymilvus 3 raises against a Milvus 2.3.5 server that was killed (2: cannot connect),
+    # restarted and still loading (101: collection not loaded), or failed past the retries' deadline
+    import grpc
+
+    for exc in (MilvusException(code=2, message="Fail connecting to server"),
+                MilvusException(code=101, message="failed to query: collection not loaded"),
+                MilvusException(grpc.StatusCode.UNAVAILABLE, "[query] Retry timeout: 5s")):
+        with pytest.raises(StoreUnavailableError):
+            with engine_errors("query", _FakeStore()):
+                raise exc
+    with pytest.raises(StoreError) as e:  # a refusal stays a refusal
+        with engine_errors("query", _FakeStore()):
+            raise MilvusException(code=1100, message="invalid parameter")
+    assert type(e.value) is StoreError
+
+
+def test_milvus_server_requests_carry_the_timeout():
+    """MilvusOptions(timeout=T): every request to a server gets ``timeout=T`` (pymilvus's client
+    level timeout is only the connection's); loading a collection waits at least LOAD_TIMEOUT_S."""
+    from vecsim.adapters.milvus import LOAD_TIMEOUT_S, _Deadlines
+
+    class Client:
+        def __init__(self):
+            self.calls = []
+
+        def __getattr__(self, name):
+            return lambda *a, **kw: self.calls.append((name, kw.get("timeout")))
+
+    inner = Client()
+    client = _Deadlines(inner, 3.0)
+    client.search("c", data=[[0.0]], limit=1)
+    client.query("c", filter="", timeout=9)  # the caller's own wins
+    client.load_collection("c")
+    client.create_collection("c")
+    client.create_schema()
+    assert inner.calls == [("search", 3.0), ("query", 9), ("load_collection", LOAD_TIMEOUT_S),
+                           ("create_collection", LOAD_TIMEOUT_S), ("create_schema", None)]
+    with pytest.raises(IndexConfigError):
+        MilvusOptions(timeout=0)
 
 
 # --- Milvus Lite -------------------------------------------------------------------------------

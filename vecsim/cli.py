@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 an operation failed (bad input, unknown task_id, store 
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import sys
 import traceback
@@ -480,8 +481,19 @@ def serve(
                f"(data in {settings.data_dir})", err=True)
     if settings.console:
         typer.echo(f"vecsim: web console at http://{settings.host}:{settings.port}/", err=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                access_log=False, timeout_graceful_shutdown=int(settings.request_timeout_s), server_header=False)
+    web_app = create_app(settings)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:  # noqa: ANN001 - uvicorn's signature
+            # SIGTERM: the task workers stop taking tasks now, and all of it ends within shutdown_timeout_s
+            runtime = getattr(web_app.state, "runtime", None)
+            if runtime is not None:
+                runtime.begin_shutdown()
+            await super().shutdown(sockets)
+
+    Server(uvicorn.Config(web_app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                          timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_s),
+                          server_header=False)).run()
 
 
 @keys_app.command("create")

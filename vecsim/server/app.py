@@ -11,6 +11,7 @@ import threading
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -61,6 +62,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            runtime.service.closing.set()  # a load still waiting for the store gives up
             loader.join()
             runtime.close()
 
@@ -92,7 +94,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @app.exception_handler(VecsimError)
     async def _vecsim_error(request: Request, exc: VecsimError) -> JSONResponse:
         status, _, _ = classify(exc)
-        if status >= 500:
+        if status >= 500 and status != 503:  # an unreachable store is logged once, by its health
             log.error("request %s failed", _request_id(request), exc_info=exc)
         return error_response(exc, _request_id(request))
 
@@ -108,11 +110,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return Health(status="ok")
 
     @app.get("/readyz", response_model=Health, responses={503: {"model": Health}},
-             summary="Ready: the model and the store are loaded")
+             summary="Ready: the model and the store are loaded, and the store answers")
     async def readyz(request: Request) -> Any:
         service = request.app.state.runtime.service
         if service.ready:
-            return Health(status="ok")
+            answers, _ = await anyio.to_thread.run_sync(service.store_status)
+            if answers:
+                return Health(status="ok")
+            detail = "the vector store cannot be reached or does not answer in time (the reason is in the log)"
+            return JSONResponse(Health(status="store_unavailable", detail=detail).model_dump(), status_code=503)
         status = "failed" if service.error else "loading"
         return JSONResponse(Health(status=status, detail=service.error or "").model_dump(), status_code=503)
 

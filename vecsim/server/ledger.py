@@ -7,7 +7,9 @@ task is and whether it already ran lives here, written before the 202 answer goe
 expired lease, to ``running`` with a new lease and ``attempts + 1``) and may finish it only under
 that claim. So a message delivered twice (a recovery re-queued it while the original was still in
 the queue) runs once, a task whose worker was killed is taken over when its lease runs out, and
-results are written once.
+results are written once. A task that could not reach the vector store is put back
+(:meth:`SqliteLedger.retry`: ``queued`` again, ``retries + 1``, under the same claim) rather than
+failed, and runs again later.
 
 Two implementations of one interface: :class:`SqliteLedger` (a file in the data folder: one
 service process) and :class:`RedisLedger` (shared by several replicas, atomic through Lua).
@@ -33,6 +35,9 @@ create table if not exists tasks (
 create index if not exists tasks_status on tasks (status, enqueued);
 """
 ACTIVE = (QUEUED, RUNNING)
+#: What running a task may answer instead of a final status: put it back, run it again later
+#: (:meth:`SqliteLedger.retry`); never a stored status.
+RETRY = "retry"
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class TaskRecord:
     callback_url: str | None = None
     result: Any = None
     error: dict[str, str] | None = None  # {"code": ..., "message": ...}
+    retries: int = 0  # times it was put back because the vector store could not be reached
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
@@ -118,6 +124,17 @@ class SqliteLedger:
             done = replace(cur, status=status, result=result, error=error, finished=time.time(), lease_until=0.0)
             self._put(db, done)
         return done
+
+    def retry(self, rec: TaskRecord) -> TaskRecord | None:
+        """Put the task back (``queued``, ``retries + 1``) under ``rec``'s claim, to run again later;
+        None where the claim was lost."""
+        with self._tx() as db:
+            cur = self._row(db, rec.project, rec.id)
+            if cur is None or cur.status != RUNNING or cur.attempts != rec.attempts:
+                return None
+            back = replace(cur, status=QUEUED, lease_until=0.0, retries=cur.retries + 1, enqueued=time.time())
+            self._put(db, back)
+        return back
 
     def mark_enqueued(self, project: str, task_id: str) -> None:
         with self._tx() as db:
@@ -188,7 +205,8 @@ if h[1] == 'queued' or (h[1] == 'running' and tonumber(h[2]) < now) then
 end
 return 0
 """
-# ARGV = attempts, lease_until (renew) | attempts, record json, ttl (finish)
+# ARGV = attempts, lease_until (renew) | attempts, record json, ttl (finish) | attempts, record json,
+# enqueue time (retry)
 _RENEW = """
 local h = redis.call('HMGET', KEYS[1], 'status', 'attempts')
 if h[1] ~= 'running' or tonumber(h[2]) ~= tonumber(ARGV[1]) then return 0 end
@@ -201,6 +219,14 @@ if h[1] ~= 'running' or tonumber(h[2]) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'status', ARGV[4], 'lease_until', 0)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZREM', KEYS[2], KEYS[1])
+return 1
+"""
+
+_RETRY = """
+local h = redis.call('HMGET', KEYS[1], 'status', 'attempts')
+if h[1] ~= 'running' or tonumber(h[2]) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'status', 'queued', 'lease_until', 0)
+redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
 return 1
 """
 
@@ -218,7 +244,8 @@ class RedisLedger:
         self.prefix = prefix
         self._active = f"{prefix}:active"
         self._scripts = {name: self.client.register_script(src) for name, src in
-                         (("create", _CREATE), ("claim", _CLAIM), ("renew", _RENEW), ("finish", _FINISH))}
+                         (("create", _CREATE), ("claim", _CLAIM), ("renew", _RENEW), ("finish", _FINISH),
+                                             ("retry", _RETRY))}
 
     def _key(self, project: str, task_id: str) -> str:
         return f"{self.prefix}:task:{len(project)}:{project}:{task_id}"
@@ -260,6 +287,13 @@ class RedisLedger:
         if not self._run("finish", rec.project, rec.id, rec.attempts, done.to_json(), max(1, int(self.ttl_s)), status):
             return None
         return done
+
+    def retry(self, rec: TaskRecord) -> TaskRecord | None:
+        now = time.time()
+        back = replace(rec, status=QUEUED, lease_until=0.0, retries=rec.retries + 1, enqueued=now)
+        if not self._run("retry", rec.project, rec.id, rec.attempts, back.to_json(), repr(now)):
+            return None
+        return back
 
     def mark_enqueued(self, project: str, task_id: str) -> None:
         self.client.zadd(self._active, {self._key(project, task_id): time.time()}, xx=True)

@@ -44,6 +44,8 @@ class _Envelope(_Body):
     error: ErrorDetail | None = Field(None, description="set when status is failed")
     created_at: float | None = Field(None, description="unix time the task was accepted (async)")
     finished_at: float | None = Field(None, description="unix time it finished (async)")
+    retries: int = Field(0, description="async: times the task was put back in the queue because the vector "
+                         "store could not be reached; it runs again by itself once the store answers")
 
 
 class AddResponse(_Envelope):
@@ -87,5 +89,5 @@ class InfoResponse(_Read):
 
 
 class Health(_Body):
-    status: Literal["ok", "loading", "failed"]
+    status: Literal["ok", "loading", "failed", "store_unavailable"]
     detail: str = ""

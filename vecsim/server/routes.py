@@ -122,6 +122,8 @@ async def _begin(request: Request, *, media: bool, task: bool) -> tuple[Runtime,
     rt.service.check_ready()
     if task:
         _check_queue(rt)
+    else:  # a sync call needs the store now: 503 at once where it was just found unreachable
+        rt.service.check_store()
     req = await read_request(request, rt.service.spool_dir, need_media=media, spool=task)
     try:
         if req.url:
@@ -172,7 +174,7 @@ async def add_async(request: Request) -> JSONResponse:
     try:
         task_id = check_task_id(req.task_id) if req.task_id is not None else new_task_id()
         metadata = check_metadata(req.metadata)
-        if not req.replace and await anyio.to_thread.run_sync(rt.service.exists, project, task_id):
+        if not req.replace and await anyio.to_thread.run_sync(rt.service.exists_if_reachable, project, task_id):
             raise ServiceError(409, "task_exists", f"task_id {task_id!r} is already in the index")
         params = {"media": req.media_params(), "metadata": metadata, "source": req.source, "replace": req.replace}
         return await _submit(rt, project, "add", task_id, params, req)

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from ..errors import TaskNotFoundError, VecsimError
+from ..errors import StoreUnavailableError, TaskNotFoundError, VecsimError
 from ..media import MediaOptions
 from ..schema import AddResult, AssetMatch, QueryResult, RemoveResult
 from .auth import RateLimiter
 from .errors import classify, public_message
 from .keys import KeyStore
-from .ledger import COMPLETED, FAILED, TaskRecord, open_ledger
+from .ledger import COMPLETED, FAILED, RETRY, TaskRecord, open_ledger
 from .models import AddResponse, QueryInfo, QueryResponse, RemoveResponse
 from .observability import Metrics
 from .service import Service, remove_quietly
@@ -57,6 +58,8 @@ class Runtime:
             settings, self.ledger, self.execute, self._post_callback, self.keys.webhook_secret,
             envelope_bytes=lambda rec: json.dumps(envelope(rec), separators=(",", ":"), ensure_ascii=False).encode(),
             on_finish=self._finished, on_callback=lambda outcome: self.metrics.callbacks.labels(outcome).inc())
+        self._shutdown_deadline: float | None = None
+        self.queue.on_retry = lambda rec: self.metrics.tasks.labels(rec.kind, "retried").inc()
 
     # --- checks done before a task is accepted --------------------------------------------------------
 
@@ -73,9 +76,14 @@ class Runtime:
     # --- running a task -------------------------------------------------------------------------------
 
     def execute(self, rec: TaskRecord) -> tuple[str, Any, Any]:
-        """Run one claimed task: (status, result JSON, error). Every failure is a failed task with
-        a stable code; nothing raises out of here."""
+        """Run one claimed task: (status, result JSON, error). A store that cannot be reached (or
+        was found so within the last second: no wait for its deadline) is :data:`RETRY`, the task
+        runs again later; every other failure is a failed task with a stable code; nothing raises
+        out of here."""
         p = rec.params
+        unreachable = {"code": "store_unavailable", "message": "the vector store cannot be reached"}
+        if self.service.health.down() is not None:
+            return RETRY, None, unreachable
         try:
             if rec.kind == "add":
                 # a retry after a kill finds what the first attempt committed (a replace is simply run again)
@@ -99,6 +107,8 @@ class Runtime:
             else:
                 raise VecsimError(f"unknown task kind {rec.kind!r}")
             return COMPLETED, out, None
+        except StoreUnavailableError:
+            return RETRY, None, unreachable
         except Exception as exc:  # noqa: BLE001 - every failure is recorded with a code
             status, code, _ = classify(exc)
             if status >= 500 and not isinstance(exc, VecsimError):
@@ -129,15 +139,27 @@ class Runtime:
         self.metrics.queue_depth.set(depth)
         self.metrics.queue_age.set(age)
         self.metrics.ready.set(1 if self.service.ready else 0)
-        if self.service.ready:
+        if self.service.ready and self.service.health.down() is None:
             for project in self.keys.projects()[:1000]:
                 try:
                     self.metrics.assets.labels(project).set(self.service.count(project))
+                except StoreUnavailableError:
+                    break  # one deadline per scrape at most, not one per project
                 except Exception:  # noqa: BLE001 - a store hiccup must not fail the scrape
                     pass
 
+    def begin_shutdown(self) -> None:
+        """The process is stopping (SIGTERM): the workers take no new task from now on, and
+        :meth:`close` waits for running ones only until ``shutdown_timeout_s`` after this."""
+        if self._shutdown_deadline is None:
+            self._shutdown_deadline = time.monotonic() + self.settings.shutdown_timeout_s
+            self.queue.stop_taking()
+
     def close(self) -> None:
-        self.queue.stop(timeout=self.settings.request_timeout_s)
+        """Stop the workers (they get ``shutdown_timeout_s``, counted from :meth:`begin_shutdown`
+        where it was called, for their running tasks), then close the index and the ledger."""
+        self.begin_shutdown()
+        self.queue.stop(timeout=max(0.0, self._shutdown_deadline - time.monotonic()))
         self.service.close()
         self.ledger.close()
 
@@ -145,7 +167,7 @@ class Runtime:
 def envelope(rec: TaskRecord) -> dict[str, Any]:
     """A task record as the API shows it (the same models as the sync answers)."""
     common = {"task_id": rec.id, "status": rec.status, "created_at": rec.created, "finished_at": rec.finished,
-              "error": rec.error}
+              "error": rec.error, "retries": rec.retries}
     result = rec.result if rec.status == COMPLETED else None
     if rec.kind == "add":
         body: Any = AddResponse(**common, output=AddResult(**result) if result else None)

@@ -6,6 +6,7 @@ Sync endpoints and async task workers both call here; there is no second copy of
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -13,15 +14,36 @@ from pathlib import Path
 from typing import Any
 
 from .. import timing
-from ..errors import TaskNotFoundError, UrlNotAllowedError, VecsimError
+from ..errors import StoreUnavailableError, TaskNotFoundError, UrlNotAllowedError, VecsimError
 from ..media.inputs import is_url
 from ..index import CustomIndex
 from ..media import MediaOptions
 from ..schema import AddResult, AssetInfo, AssetPage, IndexInfo, QueryResult, RemoveResult
 from .errors import ServiceError
+from .health import StoreHealth
 from .settings import ServerSettings
 
 log = logging.getLogger("vecsim.server")
+#: Where the readiness probe reads (by primary key): an asset id of the default project that only
+#: has to be looked up, found or not.
+PROBE_TASK_ID = "vecsim-readyz-probe"
+#: Seconds a store health observation stays fresh; and the most /readyz waits for a probe.
+HEALTH_TTL_S = 1.0
+PROBE_WAIT_S = 2.0
+RETRY_AFTER = {"Retry-After": "5"}
+
+
+def store_options(settings: ServerSettings) -> dict[str, Any]:
+    """The index's store options from the settings: ``store_timeout_s`` as the request deadline
+    of a Milvus or Qdrant server (the embedded engines make no network requests)."""
+    from ..adapters import engine_of
+
+    engine = engine_of(settings.index)
+    if engine == "milvus":
+        return {"timeout": settings.store_timeout_s}
+    if engine == "qdrant":
+        return {"timeout": max(1, math.ceil(settings.store_timeout_s))}  # qdrant-client takes whole seconds
+    return {}
 
 
 class _NamedFile:
@@ -48,18 +70,35 @@ class Service:
         self.index: CustomIndex | None = None
         self.error: str | None = None
         self._loaded = threading.Event()
+        self.closing = threading.Event()
         self.spool_dir = Path(settings.data_dir) / "spool"
         #: Called with ``{stage: seconds}`` after each add and query (the metrics).
         self.on_stages: Any = None
+        self.health = StoreHealth(self._probe, ttl_s=HEALTH_TTL_S, wait_s=min(PROBE_WAIT_S, settings.store_timeout_s))
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Open the index (the model and the store); run on a thread at start-up."""
+        """Open the index (the model and the store); run on a thread at start-up. A store that
+        cannot be reached is tried again (backoff up to ``store_retry_max_s``) until it answers or
+        the service stops; any other failure is final (``/readyz`` says ``failed``)."""
         start = time.monotonic()
+        delay = self.settings.store_retry_backoff_s
         try:
-            self.index = CustomIndex(self.settings.index, collection=self.settings.collection, media=self.media,
-                                     progress=False)
+            while True:
+                try:
+                    self.index = CustomIndex(self.settings.index, collection=self.settings.collection,
+                                             media=self.media, progress=False, **store_options(self.settings))
+                    break
+                except StoreUnavailableError as exc:
+                    self.error = None
+                    self.health.failed(exc)
+                    log.warning("the store of %s cannot be reached (%s); trying again in %.1f s",
+                                self.settings.index, exc, delay)
+                    if self.closing.wait(delay):
+                        return
+                    delay = min(delay * 2, self.settings.store_retry_max_s)
+            self.health.succeeded()
             log.info("index %s loaded in %.1f s (%s)", self.settings.index, time.monotonic() - start,
                      self.index.store.engine)
         except Exception as exc:  # noqa: BLE001 - reported by /readyz and the log
@@ -77,9 +116,39 @@ class Service:
         return self.ready
 
     def close(self) -> None:
+        self.closing.set()
         if self.index is not None:
             self.index.close()
             self.index = None
+
+    # --- the store's health --------------------------------------------------------------------------
+
+    def _probe(self) -> None:
+        """One cheap read of each collection by primary key (deadline: ``store_timeout_s``)."""
+        store = self.check_ready().store
+        store.assets([PROBE_TASK_ID])
+        store.local_features([(PROBE_TASK_ID, "0", 0)])
+
+    def store_status(self) -> tuple[bool, str]:
+        """(the store answers, why not): for ``/readyz``, probed at most once per second."""
+        return self.health.check()
+
+    def check_store(self) -> None:
+        """A 503 ``store_unavailable`` at once where a call or probe found the store unreachable
+        within the last second (a sync call would only wait for its deadline)."""
+        if self.health.down() is not None:
+            raise ServiceError(503, "store_unavailable", "the vector store cannot be reached; retry later",
+                               RETRY_AFTER)
+
+    def _store_call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, its outcome noted in :attr:`health`."""
+        try:
+            result = fn(*args, **kwargs)
+        except StoreUnavailableError as exc:
+            self.health.failed(exc)
+            raise
+        self.health.succeeded()
+        return result
 
     def check_ready(self) -> CustomIndex:
         """The loaded index, or a 503 ``not_ready`` while the model and store load (or failed to)."""
@@ -109,7 +178,7 @@ class Service:
         """``fn(*args, **kwargs)``, its stage times (:mod:`vecsim.timing`) passed to ``on_stages``."""
         with timing.collect() as stages:
             try:
-                return fn(*args, **kwargs)
+                return self._store_call(fn, *args, **kwargs)
             finally:
                 if self.on_stages is not None:
                     self.on_stages(dict(stages))
@@ -136,13 +205,13 @@ class Service:
             _close(handle)
 
     def remove(self, project: str, task_id: str) -> RemoveResult:
-        return self.for_project(project).remove(task_id)
+        return self._store_call(self.for_project(project).remove, task_id)
 
     def recovered_add(self, project: str, task_id: str, source: str) -> AddResult | None:
         """The result of an add that a killed worker committed before it could record it (a task
         run a second time finds its asset already there), or None where it is not there."""
         try:
-            info = self.for_project(project).get(task_id)
+            info = self._store_call(self.for_project(project).get, task_id)
         except TaskNotFoundError:
             return None
         n = len(info.frames)
@@ -151,13 +220,23 @@ class Service:
 
     def exists(self, project: str, task_id: str) -> bool:
         try:
-            self.for_project(project).get(task_id)
+            self._store_call(self.for_project(project).get, task_id)
         except TaskNotFoundError:
             return False
         return True
 
+    def exists_if_reachable(self, project: str, task_id: str) -> bool:
+        """:meth:`exists`, but False where the store cannot be reached: an async add is accepted
+        while the store is down, and its task finds a taken task_id when it runs (task_exists)."""
+        if self.health.down() is not None:
+            return False
+        try:
+            return self.exists(project, task_id)
+        except StoreUnavailableError:
+            return False
+
     def count(self, project: str) -> int:
-        return self.for_project(project).count()
+        return self._store_call(self.for_project(project).count)
 
     # --- reads -------------------------------------------------------------------------------------
 

@@ -47,6 +47,15 @@ class ServerSettings(BaseSettings):
     requeue_after_s: float = Field(600.0, ge=10, description="a queued task no worker took for this long "
                                    "is queued again (its queue message was lost in a kill)")
 
+    # --- the vector store's faults, shutting down ------------------------------------------------
+    store_timeout_s: float = Field(10.0, gt=0, description="deadline of each request to a Milvus or Qdrant "
+                                   "server (a sync call that hits it answers 503 store_unavailable)")
+    store_retry_backoff_s: float = Field(1.0, gt=0, description="an async task that cannot reach the store is "
+                                         "queued again after this, doubling each time")
+    store_retry_max_s: float = Field(30.0, gt=0, description="the longest wait between two tries of such a task")
+    shutdown_timeout_s: float = Field(30.0, gt=0, description="on SIGTERM: how long running requests and tasks "
+                                      "may take to finish before the process exits")
+
     # --- callbacks -------------------------------------------------------------------------------
     callback_attempts: int = Field(6, ge=1, le=20, description="deliveries tried per callback")
     callback_backoff_s: float = Field(2.0, gt=0, description="first retry delay; doubles each attempt")

@@ -11,6 +11,17 @@ after, :meth:`TaskQueue.sweep` queues again every task that is queued with no me
 makes the extra messages harmless. An add that a killed worker had already committed is found by
 its task_id on the next attempt and completed without adding it twice.
 
+A task that cannot reach the vector store (``execute`` answers :data:`~.ledger.RETRY`) is put back
+in the ledger (``queued``, ``retries + 1``) and its message scheduled again after
+``store_retry_backoff_s``, doubling per retry up to ``store_retry_max_s`` (huey's scheduler, durable
+in the queue): it completes once the store answers again, never fails for it.
+
+Stopping (:meth:`TaskQueue.stop`, on SIGTERM): the workers take no new message and get
+``timeout`` seconds, all consumers together, to finish the task they run. A task still running then,
+or one that failed only because the service was closing under it, is left ``running`` in the
+ledger; the next start on the same data makes it claimable again and runs it
+(:meth:`TaskQueue.recover`).
+
 Callbacks: when a task with a ``callback_url`` finishes, a delivery goes on a second huey queue,
 served by its own threads (a slow receiver never holds a task worker), retried with exponential
 backoff (huey's ``retries`` / ``retry_backoff``), POSTed through the URL policy's checks, signed
@@ -23,13 +34,14 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from huey import RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 
-from .ledger import ACTIVE, TaskRecord
+from .ledger import ACTIVE, FAILED, RETRY, TaskRecord
 from .settings import ServerSettings
 
 log = logging.getLogger("vecsim.server.tasks")
@@ -71,6 +83,8 @@ class TaskQueue:
             name="vecsim.callback", retries=settings.callback_attempts - 1,
             retry_delay=settings.callback_backoff_s, retry_backoff=2)(self._deliver_callback)
         self._consumers: list[_QuietConsumer] = []
+        #: Called with the record of each task put back (the metrics).
+        self.on_retry: Callable[[TaskRecord], None] | None = None
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
 
@@ -140,12 +154,35 @@ class TaskQueue:
             except Exception:  # noqa: BLE001 - logged; the next sweep tries again
                 log.exception("task sweep failed")
 
-    def stop(self, timeout: float = 30.0) -> None:
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stop_taking(self) -> None:
+        """The workers finish the task they run and take no other."""
         self._stop.set()
         for consumer in self._consumers:
-            consumer.shutdown_timeout = timeout
+            consumer.stop_flag.set()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Take no new message; wait up to ``timeout`` seconds in all for the running tasks.
+        Returns whether every worker finished in time."""
+        deadline = time.monotonic() + timeout
+        self.stop_taking()
+        finished = True
+        for consumer in self._consumers:
+            consumer.shutdown_timeout = max(0.0, deadline - time.monotonic())
             consumer.stop(graceful=True)
+            finished = finished and not any(t.is_alive() for _, t in consumer.worker_threads)
         self._consumers.clear()
+        if not finished:
+            log.warning("task workers still running after %.0f s; their tasks run again at the next start", timeout)
+        return finished
+
+    def retry_delay(self, rec: TaskRecord) -> float:
+        """How long a task put back for the ``rec.retries``-th time waits before its next try."""
+        s = self.settings
+        return min(s.store_retry_max_s, s.store_retry_backoff_s * 2 ** min(rec.retries, 30))
 
     def _run_task(self, project: str, task_id: str) -> None:
         rec = self.ledger.claim(project, task_id, self.settings.task_lease_s)
@@ -158,6 +195,14 @@ class TaskQueue:
             status, result, error = self.execute(rec)
         finally:
             renew.set()
+        if status == FAILED and self._stop.is_set():
+            # the service closed the index under it: not the task's fault; the next start runs it
+            log.warning("task %s of project %s stopped by the shutdown; it runs again at the next start",
+                        task_id, project)
+            return
+        if status == RETRY:
+            self._put_back(rec, error)
+            return
         done = self.ledger.finish(rec, status, result, error)
         if done is None:
             log.warning("task %s of project %s was taken over by another worker; its result is theirs", task_id, project)
@@ -165,6 +210,20 @@ class TaskQueue:
         self.on_finish(done)
         if done.callback_url:
             self._callback(project, task_id)
+
+    def _put_back(self, rec: TaskRecord, error: Any) -> None:
+        back = self.ledger.retry(rec)
+        if back is None:
+            log.warning("task %s of project %s was taken over by another worker", rec.id, rec.project)
+            return
+        delay = self.retry_delay(rec)
+        log.info("task %s of project %s: %s; try %d in %.1f s", rec.id, rec.project,
+                 (error or {}).get("message", "the store cannot be reached"), back.retries + 1, delay)
+        if not self._stop.is_set():  # else the next start queues it (recover)
+            self._run.schedule(args=(rec.project, rec.id), delay=delay)
+            self.ledger.mark_enqueued(rec.project, rec.id)
+        if self.on_retry is not None:
+            self.on_retry(back)
 
     def _heartbeat(self, rec: TaskRecord, done: threading.Event) -> None:
         interval = self.settings.task_lease_s / 3

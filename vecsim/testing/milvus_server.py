@@ -19,6 +19,11 @@ Usage::
     with milvus_server(tmp_dir) as uri:      # "http://127.0.0.1:PORT"
         MilvusClient(uri=uri).get_server_version()
 
+    with MilvusServer(tmp_dir) as server:    # the same, with faults to inject
+        server.pause(); server.resume()      # SIGSTOP / SIGCONT the milvus binary
+        server.kill(); server.restart()      # SIGKILL; start again on the same data
+        # server.uri stays the same throughout
+
 Raises ``MilvusServerUnavailable`` (a reason to skip) when it cannot run here.
 Linux only; needs root (CAP_SYS_ADMIN for ``unshare``), ``unshare``, ``ip`` and
 ``mount`` (util-linux / iproute2), and ``pip install milvus==2.3.5``.
@@ -169,7 +174,8 @@ def _serve(base_dir: pathlib.Path, bin_cache: pathlib.Path) -> None:
     with open(bin_cache / ".lock", "w") as lock:  # one extractor at a time
         fcntl.flock(lock, fcntl.LOCK_EX)
         milvus._initialize_data_files(str(bin_cache))  # pylint: disable=protected-access
-    (base_dir / "bin").symlink_to(bin_cache / "bin", target_is_directory=True)
+    if not (base_dir / "bin").is_symlink():  # a restart on the same data finds it there
+        (base_dir / "bin").symlink_to(bin_cache / "bin", target_is_directory=True)
 
     server = milvus.MilvusServer()  # its own config object, not the shared default
     server.set_base_dir(str(base_dir))
@@ -193,6 +199,8 @@ def _serve(base_dir: pathlib.Path, bin_cache: pathlib.Path) -> None:
         (base_dir / PID_FILE).write_text(str(server.server_proc.pid))
         # Listen on a temporary name, then rename: the socket appearing means ready.
         final, tmp = base_dir / SOCKET_NAME, base_dir / (SOCKET_NAME + ".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # left by a server killed while it started
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(tmp))
         listener.listen(128)
@@ -257,63 +265,69 @@ def _kill_group(pgid: int, sig: int) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def milvus_server(base_dir: pathlib.Path, timeout: float = 90) -> Iterator[str]:
-    """Start Milvus in ``base_dir`` (fresh, short path) and yield its URI.
+class MilvusServer:
+    """A Milvus server in ``base_dir`` (fresh, short path), reached at :attr:`uri` for the whole
+    life of this object: the test process's relay keeps its port while the server behind it is
+    paused, killed and restarted on the same data (:meth:`pause`, :meth:`resume`, :meth:`kill`,
+    :meth:`restart`), as a fault test needs. Use it as a context manager (stopped on exit, also on
+    errors / KeyboardInterrupt, and as a last resort at interpreter exit)."""
 
-    Stops it on exit (also on errors / KeyboardInterrupt) and, as a last
-    resort, at interpreter exit.
-    """
-    try:
-        import milvus
-    except ImportError:
-        raise MilvusServerUnavailable(
-            "the `milvus` server package is not installed (pip install milvus==2.3.5)"
-        ) from None
-    cmd = _unshare_cmd()
-    base_dir = pathlib.Path(base_dir).resolve()
-    base_dir.mkdir(parents=True, exist_ok=True)
-    sock_path = base_dir / SOCKET_NAME
-    if len(str(sock_path)) > 100:  # sun_path is limited to 108 bytes
-        raise MilvusServerUnavailable(
-            f"base_dir path too long for a UNIX socket: {base_dir}"
-        )
-    if any(base_dir.iterdir()):
-        raise ValueError(f"base_dir must be empty (a fresh dir per run): {base_dir}")
+    def __init__(self, base_dir: pathlib.Path, timeout: float = 90):
+        try:
+            import milvus
+        except ImportError:
+            raise MilvusServerUnavailable(
+                "the `milvus` server package is not installed (pip install milvus==2.3.5)"
+            ) from None
+        self._cmd = _unshare_cmd()
+        self._version = milvus.__version__
+        self.base_dir = pathlib.Path(base_dir).resolve()
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.timeout = timeout
+        self._sock_path = self.base_dir / SOCKET_NAME
+        if len(str(self._sock_path)) > 100:  # sun_path is limited to 108 bytes
+            raise MilvusServerUnavailable(
+                f"base_dir path too long for a UNIX socket: {self.base_dir}"
+            )
+        if any(self.base_dir.iterdir()):
+            raise ValueError(f"base_dir must be empty (a fresh dir per run): {self.base_dir}")
+        self._proc: subprocess.Popen | None = None
+        self._relay: _Relay | None = None
+        self.uri = ""
 
-    # New session => its own process group (unshare execs python, which
-    # becomes the group leader; milvus joins the group), so one killpg stops all.
-    # stdin stays a pipe from us: its EOF tells ``serve`` that we have died.
-    with open(base_dir / LOG_FILE, "wb") as log:  # the child keeps its own copy
-        proc = subprocess.Popen(
-            cmd
-            + [
-                sys.executable,
-                os.path.abspath(__file__),
-                "serve",
-                str(base_dir),
-                str(_default_bin_cache(milvus.__version__)),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    relay: _Relay | None = None
+    def __enter__(self) -> MilvusServer:
+        atexit.register(self.stop)
+        try:
+            self._spawn()
+            listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+            self._relay = _Relay(listener, self._connect_unix).start()
+            self.uri = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
-    def stop() -> None:
-        nonlocal relay
-        atexit.unregister(stop)
-        if relay:
-            relay.close()
-            relay = None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # ``serve`` stops milvus gracefully
-            try:
-                proc.wait(timeout=STOP_GRACE + 5)
-            except subprocess.TimeoutExpired:
-                pass
-        # Whatever is left (timeout, or orphans of a crashed ``serve``): KILL.
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        """The PID of the milvus binary (not of the ``serve`` wrapper around it)."""
+        return int((self.base_dir / PID_FILE).read_text())
+
+    def pause(self) -> None:
+        """SIGSTOP the milvus binary: its port still accepts connections, nothing answers."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL milvus and its wrapper at once (a crash: no clean shutdown); :attr:`uri` then
+        refuses (the relay closes every connection it cannot forward)."""
+        proc = self._proc
+        if proc is None:
+            return
         _kill_group(proc.pid, signal.SIGKILL)
         proc.wait()
         deadline = time.monotonic() + 10
@@ -321,39 +335,87 @@ def milvus_server(base_dir: pathlib.Path, timeout: float = 90) -> Iterator[str]:
             time.sleep(0.05)  # wait until the kernel has removed them all
         if proc.stdin:
             proc.stdin.close()
+        self._proc = None
         with contextlib.suppress(FileNotFoundError):
-            sock_path.unlink()
+            self._sock_path.unlink()
 
-    atexit.register(stop)
-    try:
-        deadline = time.monotonic() + timeout
-        while not sock_path.exists():
+    def restart(self) -> None:
+        """Start milvus again on the same data directory (after :meth:`kill`; a running server is
+        killed first), and wait until it is healthy; :attr:`uri` stays the same."""
+        self.kill()
+        self._spawn()
+
+    def stop(self) -> None:
+        atexit.unregister(self.stop)
+        if self._relay:
+            self._relay.close()
+            self._relay = None
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError):  # no PID file yet: not paused
+                os.kill(self.pid, signal.SIGCONT)  # a paused server cannot stop gracefully
+            proc.send_signal(signal.SIGTERM)  # ``serve`` stops milvus gracefully
+            try:
+                proc.wait(timeout=STOP_GRACE + 5)
+            except subprocess.TimeoutExpired:
+                pass
+        # Whatever is left (timeout, or orphans of a crashed ``serve``): KILL.
+        self.kill()
+
+    def _spawn(self) -> None:
+        # New session => its own process group (unshare execs python, which
+        # becomes the group leader; milvus joins the group), so one killpg stops all.
+        # stdin stays a pipe from us: its EOF tells ``serve`` that we have died.
+        with contextlib.suppress(FileNotFoundError):
+            (self.base_dir / PID_FILE).unlink()
+        with open(self.base_dir / LOG_FILE, "ab") as log:  # the child keeps its own copy
+            self._proc = proc = subprocess.Popen(
+                self._cmd
+                + [
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    "serve",
+                    str(self.base_dir),
+                    str(_default_bin_cache(self._version)),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + self.timeout
+        while not self._sock_path.exists():
             if proc.poll() is not None:
                 raise MilvusServerUnavailable(
                     f"Milvus server exited early (rc={proc.returncode}); "
-                    f"see {base_dir / 'logs'}; log tail:\n{_tail(base_dir / LOG_FILE)}"
+                    f"see {self.base_dir / 'logs'}; log tail:\n{_tail(self.base_dir / LOG_FILE)}"
                 )
             if time.monotonic() > deadline:
                 raise MilvusServerUnavailable(
-                    f"Milvus server did not become healthy in {timeout:.0f} s; "
-                    f"see {base_dir / 'logs'}; log tail:\n{_tail(base_dir / LOG_FILE)}"
+                    f"Milvus server did not become healthy in {self.timeout:.0f} s; "
+                    f"see {self.base_dir / 'logs'}; log tail:\n{_tail(self.base_dir / LOG_FILE)}"
                 )
             time.sleep(0.1)
 
-        def connect_unix() -> socket.socket:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(str(sock_path))
-            except OSError:
-                sock.close()
-                raise
-            return sock
+    def _connect_unix(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(self._sock_path))
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
-        listener = socket.create_server(("127.0.0.1", 0), backlog=128)
-        relay = _Relay(listener, connect_unix).start()
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop()
+
+@contextlib.contextmanager
+def milvus_server(base_dir: pathlib.Path, timeout: float = 90) -> Iterator[str]:
+    """Start Milvus in ``base_dir`` (fresh, short path) and yield its URI.
+
+    Stops it on exit (also on errors / KeyboardInterrupt) and, as a last
+    resort, at interpreter exit.
+    """
+    with MilvusServer(base_dir, timeout) as server:
+        yield server.uri
 
 
 def _tail(path: pathlib.Path, lines: int = 20) -> str:
