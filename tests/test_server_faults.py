@@ -136,6 +136,10 @@ def test_store_stopped_killed_and_restarted_under_load(milvus, tmp_path, photos)
         for t in threads:
             t.start()
         assert _poll(lambda: load.accepted() >= 6, 90), f"the healthy service accepted only {load.accepted()} adds"
+        with httpx.Client(base_url=svc.url, timeout=60) as c:  # an asset that a later add will try to take
+            first = c.post(f"{API}/custom_index/add/sync", headers=auth(key), files={"media": ("t.jpg", load.images[0])},
+                           data={"task_id": "taken", "metadata": '{"v": 1}'})
+            assert first.status_code == 200, first.text
 
         # --- the store stops answering (SIGSTOP: its port accepts, nothing answers) ---------------
         milvus.pause()
@@ -148,6 +152,12 @@ def test_store_stopped_killed_and_restarted_under_load(milvus, tmp_path, photos)
         # --- it crashes (SIGKILL), stays down a moment, and comes back on the same data -----------
         milvus.kill()
         load.phase = "down"
+        with httpx.Client(base_url=svc.url, timeout=60) as c:
+            # accepted while the store cannot tell whether "taken" is free: the task checks it once
+            # the store is back, and fails with task_exists, the asset untouched
+            late = c.post(f"{API}/custom_index/add/async", headers=auth(key),
+                          files={"media": ("t.jpg", load.images[1])}, data={"task_id": "taken", "metadata": '{"v": 2}'})
+            assert late.status_code == 202, late.text
         time.sleep(2)
         load.phase = "restarting"
         milvus.restart()  # returns once milvus reports healthy
@@ -205,12 +215,17 @@ def test_store_stopped_killed_and_restarted_under_load(milvus, tmp_path, photos)
             drained_s = time.monotonic() - back_at
         failed = {t: d["error"] for t, d in done.items() if d["status"] != "completed"}
         assert not failed, failed
+        with httpx.Client(base_url=svc.url, timeout=60) as c:
+            late_task = _poll(lambda: (lambda b: b if b["status"] in ("completed", "failed") else None)(
+                c.get(f"{API}/task/taken", headers=auth(key)).json()), 60, 0.5)
+            assert late_task and late_task["status"] == "failed" and late_task["error"]["code"] == "task_exists", late_task
+            assert c.get(f"{API}/custom_index/asset/taken", headers=auth(key)).json()["output"]["metadata"] == {"v": 1}
         retried = sum(d["retries"] > 0 for d in done.values())
     finally:
         stop_service(svc)
 
     # --- the store's own view: every accepted asset there once, nothing else, no stray rows ------
-    expected = ({a["task_id"] for a in answers if a["status"] in (200, 202)}
+    expected = ({"taken"} | {a["task_id"] for a in answers if a["status"] in (200, 202)}
                 | {a["task_id"] for a in answers if a["mode"] == "sync" and a["status"] == 503})
     store = open_store(milvus.uri, "vecsim", CollectionSpec("unused", "0", 8, FlatIndex()), project="faults")
     try:

@@ -86,3 +86,20 @@ def test_a_task_put_back_stays_active_and_runs_again(ledger):
     assert second.attempts == 2 and second.retries == 1
     assert ledger.finish(second, COMPLETED, {"ok": True}).retries == 1
     assert ledger.get("p", "t1").status == COMPLETED and ledger.pending()[0] == 0
+
+
+def test_a_running_task_saves_a_step_under_its_claim_only(ledger):
+    """save_params: what an attempt notes (an add's task_id checked) is there for the next
+    attempt; a claim that was taken over cannot write it."""
+    from dataclasses import replace
+
+    ledger.create(_rec())
+    first = ledger.claim("p", "t1", lease_s=30)
+    saved = ledger.save_params(replace(first, params={**first.params, "checked": True}))
+    assert saved.params["checked"] is True and saved.status == RUNNING and saved.attempts == 1
+    back = ledger.retry(first)
+    assert back.params["checked"] is True  # kept across the retry
+    second = ledger.claim("p", "t1", lease_s=30)
+    assert second.params == {"metadata": {}, "nested": {"a": []}, "checked": True}
+    assert ledger.save_params(replace(first, params={"stale": 1})) is None  # the first claim is gone
+    assert ledger.get("p", "t1").params["checked"] is True

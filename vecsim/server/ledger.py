@@ -125,6 +125,17 @@ class SqliteLedger:
             self._put(db, done)
         return done
 
+    def save_params(self, rec: TaskRecord) -> TaskRecord | None:
+        """Write ``rec.params`` under ``rec``'s claim (a running task noting a step it has done,
+        so that a later attempt knows it); None where the claim was lost."""
+        with self._tx() as db:
+            cur = self._row(db, rec.project, rec.id)
+            if cur is None or cur.status != RUNNING or cur.attempts != rec.attempts:
+                return None
+            saved = replace(cur, params=rec.params)
+            self._put(db, saved)
+        return saved
+
     def retry(self, rec: TaskRecord) -> TaskRecord | None:
         """Put the task back (``queued``, ``retries + 1``) under ``rec``'s claim, to run again later;
         None where the claim was lost."""
@@ -222,6 +233,14 @@ redis.call('ZREM', KEYS[2], KEYS[1])
 return 1
 """
 
+# ARGV = attempts, record json (save_params)
+_SAVE = """
+local h = redis.call('HMGET', KEYS[1], 'status', 'attempts')
+if h[1] ~= 'running' or tonumber(h[2]) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'rec', ARGV[2])
+return 1
+"""
+
 _RETRY = """
 local h = redis.call('HMGET', KEYS[1], 'status', 'attempts')
 if h[1] ~= 'running' or tonumber(h[2]) ~= tonumber(ARGV[1]) then return 0 end
@@ -245,7 +264,7 @@ class RedisLedger:
         self._active = f"{prefix}:active"
         self._scripts = {name: self.client.register_script(src) for name, src in
                          (("create", _CREATE), ("claim", _CLAIM), ("renew", _RENEW), ("finish", _FINISH),
-                                             ("retry", _RETRY))}
+                                             ("retry", _RETRY), ("save", _SAVE))}
 
     def _key(self, project: str, task_id: str) -> str:
         return f"{self.prefix}:task:{len(project)}:{project}:{task_id}"
@@ -282,15 +301,27 @@ class RedisLedger:
     def renew(self, rec: TaskRecord, lease_s: float) -> bool:
         return bool(self._run("renew", rec.project, rec.id, rec.attempts, repr(time.time() + lease_s)))
 
+    def _params(self, rec: TaskRecord) -> dict[str, Any]:
+        """The params stored for ``rec``'s task: a step saved under this claim (save_params) is
+        kept when the record is written again from the claim's older copy."""
+        cur = self.get(rec.project, rec.id)
+        return cur.params if cur is not None else rec.params
+
     def finish(self, rec: TaskRecord, status: str, result: Any = None, error: dict | None = None) -> TaskRecord | None:
-        done = replace(rec, status=status, result=result, error=error, finished=time.time(), lease_until=0.0)
+        done = replace(rec, params=self._params(rec), status=status, result=result, error=error, finished=time.time(), lease_until=0.0)
         if not self._run("finish", rec.project, rec.id, rec.attempts, done.to_json(), max(1, int(self.ttl_s)), status):
             return None
         return done
 
+    def save_params(self, rec: TaskRecord) -> TaskRecord | None:
+        if not self._run("save", rec.project, rec.id, rec.attempts, rec.to_json()):
+            return None
+        return self.get(rec.project, rec.id)
+
     def retry(self, rec: TaskRecord) -> TaskRecord | None:
         now = time.time()
-        back = replace(rec, status=QUEUED, lease_until=0.0, retries=rec.retries + 1, enqueued=now)
+        back = replace(rec, params=self._params(rec), status=QUEUED, lease_until=0.0, retries=rec.retries + 1,
+                       enqueued=now)
         if not self._run("retry", rec.project, rec.id, rec.attempts, back.to_json(), repr(now)):
             return None
         return back

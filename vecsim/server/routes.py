@@ -174,9 +174,13 @@ async def add_async(request: Request) -> JSONResponse:
     try:
         task_id = check_task_id(req.task_id) if req.task_id is not None else new_task_id()
         metadata = check_metadata(req.metadata)
-        if not req.replace and await anyio.to_thread.run_sync(rt.service.exists_if_reachable, project, task_id):
+        taken = None if req.replace else await anyio.to_thread.run_sync(rt.service.exists_if_reachable, project,
+                                                                          task_id)
+        if taken:
             raise ServiceError(409, "task_exists", f"task_id {task_id!r} is already in the index")
-        params = {"media": req.media_params(), "metadata": metadata, "source": req.source, "replace": req.replace}
+        # checked: the task_id was free when the task was accepted (else the task checks it first)
+        params = {"media": req.media_params(), "metadata": metadata, "source": req.source, "replace": req.replace,
+                  "checked": req.replace or taken is False}
         return await _submit(rt, project, "add", task_id, params, req)
     except BaseException:
         req.discard()

@@ -7,12 +7,18 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from ..errors import StoreUnavailableError, TaskNotFoundError, VecsimError
+from ..errors import (
+    StoreUnavailableError,
+    TaskExistsError,
+    TaskNotFoundError,
+    VecsimError,
+)
 from ..media import MediaOptions
 from ..schema import AddResult, AssetMatch, QueryResult, RemoveResult
 from .auth import RateLimiter
@@ -86,6 +92,14 @@ class Runtime:
             return RETRY, None, unreachable
         try:
             if rec.kind == "add":
+                if not p.get("checked", True):
+                    # accepted while the store was down: the task_id is checked now, before anything
+                    # is written, and that it was is saved, so that a later attempt that finds the
+                    # asset knows it is this task's own
+                    if self.service.exists(rec.project, rec.id):
+                        raise TaskExistsError(f"task_id {rec.id!r} is already in the index")
+                    if self.ledger.save_params(replace(rec, params={**p, "checked": True})) is None:
+                        return RETRY, None, {"code": "claim_lost", "message": "another worker took the task over"}
                 # a retry after a kill finds what the first attempt committed (a replace is simply run again)
                 result = (self.service.recovered_add(rec.project, rec.id, p.get("source", ""))
                           if rec.attempts > 1 and not p.get("replace") else None)

@@ -225,15 +225,15 @@ class Service:
             return False
         return True
 
-    def exists_if_reachable(self, project: str, task_id: str) -> bool:
-        """:meth:`exists`, but False where the store cannot be reached: an async add is accepted
-        while the store is down, and its task finds a taken task_id when it runs (task_exists)."""
+    def exists_if_reachable(self, project: str, task_id: str) -> bool | None:
+        """:meth:`exists`, or None where the store cannot be reached: an async add is accepted
+        while the store is down, and its task checks the task_id when it runs (task_exists)."""
         if self.health.down() is not None:
-            return False
+            return None
         try:
             return self.exists(project, task_id)
         except StoreUnavailableError:
-            return False
+            return None
 
     def count(self, project: str) -> int:
         return self._store_call(self.for_project(project).count)
