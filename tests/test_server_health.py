@@ -63,3 +63,15 @@ def test_calls_mark_it_down_and_up_and_a_refusal_is_still_an_answer():
     assert health.check() == (False, "gone")
     health.succeeded()
     assert health.check() == (True, "")
+
+
+def test_the_stores_token_reaches_the_store_options_and_is_never_shown():
+    from vecsim.server.service import store_options
+    from vecsim.server.settings import ServerSettings
+
+    milvus = ServerSettings(index="http://127.0.0.1:19530", store_token="root:s3cret-pw")
+    assert store_options(milvus) == {"timeout": 10.0, "token": "root:s3cret-pw"}
+    assert "s3cret-pw" not in repr(milvus) and "s3cret-pw" not in milvus.model_dump_json()
+    qdrant = ServerSettings(index="qdrant://127.0.0.1:6333", store_token="qk")
+    assert store_options(qdrant)["token"] == "qk"  # the Qdrant adapter takes it as its api_key
+    assert store_options(ServerSettings(index="qdrant-edge:/tmp/x", store_token="unused")) == {}

@@ -35,14 +35,16 @@ RETRY_AFTER = {"Retry-After": "5"}
 
 def store_options(settings: ServerSettings) -> dict[str, Any]:
     """The index's store options from the settings: ``store_timeout_s`` as the request deadline
-    of a Milvus or Qdrant server (the embedded engines make no network requests)."""
+    of a Milvus or Qdrant server and ``store_token`` as its credentials (the embedded engines
+    make no network requests)."""
     from ..adapters import engine_of
 
     engine = engine_of(settings.index)
+    secret = {"token": settings.store_token.get_secret_value()} if settings.store_token else {}
     if engine == "milvus":
-        return {"timeout": settings.store_timeout_s}
+        return {"timeout": settings.store_timeout_s, **secret}
     if engine == "qdrant":
-        return {"timeout": max(1, math.ceil(settings.store_timeout_s))}  # qdrant-client takes whole seconds
+        return {"timeout": max(1, math.ceil(settings.store_timeout_s)), **secret}  # qdrant-client: whole seconds
     return {}
 
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from ..errors import InvalidRequestError
@@ -46,6 +46,10 @@ class ServerSettings(BaseSettings):
                                 "taken over (its worker died)")
     requeue_after_s: float = Field(600.0, ge=10, description="a queued task no worker took for this long "
                                    "is queued again (its queue message was lost in a kill)")
+
+    store_token: SecretStr | None = Field(None, description="the store's credentials: a Milvus server's "
+                                          "user:password or token, a Qdrant server's API key (else QDRANT_API_KEY); "
+                                          "never logged")
 
     # --- the vector store's faults, shutting down ------------------------------------------------
     store_timeout_s: float = Field(10.0, gt=0, description="deadline of each request to a Milvus or Qdrant "
