@@ -257,6 +257,15 @@ def smallest_after(task_ids: Iterable[str], limit: int, after: str | None) -> li
     return heapq.nsmallest(limit, (t for t in task_ids if after is None or t > after))
 
 
+def page_of(task_ids: Iterable[str], limit: int, after: str | None,
+            read: Callable[[list[str]], dict[str, AssetRecord]]) -> list[AssetRecord]:
+    """The page :func:`smallest_after` picks from a scan of ``task_ids``, its records read with
+    ``read`` (a record removed since the scan is no longer visible: left out)."""
+    ids = smallest_after(task_ids, limit, after)
+    found = read(ids)
+    return [found[t] for t in ids if t in found]
+
+
 def check_page(records: Sequence[AssetRecord], after: str | None, store: Any) -> list[AssetRecord]:
     """``records`` if they are a correct page after ``after``: task_ids strictly increasing and all
     greater than ``after``. An engine that ordered them otherwise would make pagination skip

@@ -66,6 +66,7 @@ from ._common import (
     frame_payload,
     hit_from,
     local_keys,
+    page_of,
     pdq_bits,
     point_id,
     pq_compression,
@@ -73,7 +74,6 @@ from ._common import (
     qdrant_search_params,
     read_local,
     scan_generations,
-    smallest_after,
     stored_frames,
 )
 from .options import QdrantOptions
@@ -378,15 +378,13 @@ class QdrantStore(ProjectScoped):
         """Qdrant orders a scroll by point id (here a UUID5: no order of task_ids) or by a numeric
         payload, and filters ranges of numbers only, so the page is chosen here: one scroll of the
         project's records reading only their ``task_id`` keeps the ``limit`` smallest after
-        ``after`` (:func:`~adapters._common.smallest_after`), then those records are read by id.
+        ``after`` (:func:`~adapters._common.page_of`), then those records are read by id.
         It reads asset records only (one per asset, never frame rows), and its cost grows with the
         project's assets, not with the page."""
         with engine_errors("list of asset records", self):
             self._client  # noqa: B018  (a closed store raises, even for limit 0)
             keys = (p["task_id"] for p in self._scroll(self.assets_collection, self._project_filter(), ["task_id"]))
-            ids = smallest_after(keys, limit, after)
-            found = self.assets(ids)  # a record removed since the scan is no longer visible: left out
-            return [found[t] for t in ids if t in found]
+            return page_of(keys, limit, after, self.assets)
 
     def frames(self, task_id: str, generation: str) -> list[StoredFrame]:
         with engine_errors(f"read of {task_id!r} frames", self):

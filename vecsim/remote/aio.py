@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 
 from .. import errors as E
-from ..index import DEFAULT_TOP_K, failure_of, per_item
-from ..media.inputs import MediaInput, expand_sources
+from ..index import DEFAULT_TOP_K
+from ..media.inputs import MediaInput
 from ..schema import AddFailure, AddManyResult, AddResult, AssetInfo, AssetPage, IndexInfo, QueryResult, RemoveResult
 from . import protocol as P
 from .client import RemoteIndex, RemoteTask, client_kwargs, options_with
@@ -63,35 +63,19 @@ class AsyncRemoteIndex:
 
     async def _send(self, call: Call) -> Any:
         """As ``RemoteIndex._send``, awaiting the request and the waits between retries."""
-        waited, attempt = 0.0, 0
+        attempts = P.Attempts(self.options, call, self.url)
         while True:
             kwargs, handle = call.request_kwargs()
-            suggested: float | None = None
             try:
-                response = await self._http.request(call.method, call.path, **kwargs)
-            except httpx.TimeoutException as exc:
-                raise E.RemoteTimeoutError(f"{call.method} {call.path}: no answer within {self.options.timeout:g} s "
-                                           f"({type(exc).__name__})") from exc
-            except httpx.TransportError as exc:
-                error: E.VecsimError = E.ServiceUnavailableError(f"{self.url}: {type(exc).__name__}: {exc}")
-                if not (isinstance(exc, httpx.ConnectError) or call.retry_send_errors):
-                    raise error from exc
-            else:
-                if response.status_code < 400:
-                    return call.parse(response.json())
-                error = P.answer_error(response.status_code, response.headers, response.content, call.names)
-                if response.status_code not in P.RETRY_STATUSES:
-                    raise error
-                suggested = P.retry_after(response.headers)
+                done, value = attempts.answered(await self._http.request(call.method, call.path, **kwargs))
+                if done:
+                    return value
+            except httpx.HTTPError as exc:
+                value = attempts.failed(exc)
             finally:
                 if handle is not None:
                     handle.close()
-            delay = P.retry_delay(self.options, attempt, suggested)
-            if attempt >= self.options.max_retries or waited + delay > self.options.max_retry_wait or not call.resendable:
-                raise error
-            await asyncio.sleep(delay)
-            waited += delay
-            attempt += 1
+            await asyncio.sleep(value)
 
     async def _task_or(self, call: Call, wait: bool) -> Any:
         body = await self._send(call)
@@ -105,28 +89,18 @@ class AsyncRemoteIndex:
     async def add_many(self, media: Iterable[MediaInput] | MediaInput,
                        metadata: dict[str, Any] | Sequence[dict[str, Any] | None] | None = None,
                        task_ids: Sequence[str] | None = None, *, replace: bool = False) -> AddManyResult:
-        sources = expand_sources(media)
-        metas = per_item(metadata, len(sources), "metadata")
-        ids = list(task_ids) if task_ids is not None else [None] * len(sources)
-        if len(ids) != len(sources):
-            raise E.InvalidRequestError(f"{len(ids)} task_ids for {len(sources)} inputs")
-        dupes = {t for t in ids if t is not None and ids.count(t) > 1}
         gate = asyncio.Semaphore(max(1, self.options.concurrency))
 
-        async def one(item: MediaInput, meta: Any, tid: str | None) -> AddResult | AddFailure:
+        async def one(item: P.ManyItem) -> AddResult | AddFailure:
             async with gate:
                 try:
-                    if tid in dupes:
-                        raise E.TaskExistsError(f"task_id {tid!r} is given more than once in this batch")
-                    return await self.add(item, meta, tid, replace=replace)
-                except E.AuthenticationError:
-                    raise
+                    if item.refused is not None:
+                        raise item.refused
+                    return await self.add(item.media, item.metadata, item.task_id, replace=replace)
                 except Exception as exc:  # noqa: BLE001 - every bad input is reported, none stops the rest
-                    return failure_of(item, exc)
+                    return P.add_many_failure(item, exc)
 
-        done = await asyncio.gather(*(one(i, m, t) for i, m, t in zip(sources, metas, ids)))
-        return AddManyResult(added=[r for r in done if isinstance(r, AddResult)],
-                             failed=[r for r in done if isinstance(r, AddFailure)])
+        return P.add_many_result(list(await asyncio.gather(*map(one, P.add_many_items(media, metadata, task_ids)))))
 
     async def query(self, media: MediaInput, top_k: int = DEFAULT_TOP_K, threshold: float | None = None,
                     rotations: bool | None = None, *, wait: bool = True,

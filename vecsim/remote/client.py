@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 
 from .. import errors as E
-from ..index import DEFAULT_TOP_K, failure_of, per_item
-from ..media.inputs import MediaInput, expand_sources
+from ..index import DEFAULT_TOP_K
+from ..media.inputs import MediaInput
 from ..schema import AddFailure, AddManyResult, AddResult, AssetInfo, AssetPage, IndexInfo, QueryResult, RemoveResult
 from . import protocol as P
 from .protocol import Call, MediaArg, RemoteOptions
@@ -115,36 +115,21 @@ class RemoteIndex:
 
     def _send(self, call: Call) -> Any:
         """Send ``call``, retrying what the service says was not done (429, 503, a refused
-        connection) as :class:`RemoteOptions` allows; the parsed answer, or a typed error."""
-        waited, attempt = 0.0, 0
+        connection) as :class:`RemoteOptions` allows (:class:`~.protocol.Attempts`); the parsed
+        answer, or a typed error."""
+        attempts = P.Attempts(self.options, call, self.url)
         while True:
             kwargs, handle = call.request_kwargs()
-            suggested: float | None = None
             try:
-                response = self._http.request(call.method, call.path, **kwargs)
-            except httpx.TimeoutException as exc:
-                raise E.RemoteTimeoutError(f"{call.method} {call.path}: no answer within {self.options.timeout:g} s "
-                                           f"({type(exc).__name__})") from exc
-            except httpx.TransportError as exc:
-                error: E.VecsimError = E.ServiceUnavailableError(f"{self.url}: {type(exc).__name__}: {exc}")
-                if not (isinstance(exc, httpx.ConnectError) or call.retry_send_errors):
-                    raise error from exc
-            else:
-                if response.status_code < 400:
-                    return call.parse(response.json())
-                error = P.answer_error(response.status_code, response.headers, response.content, call.names)
-                if response.status_code not in P.RETRY_STATUSES:
-                    raise error
-                suggested = P.retry_after(response.headers)
+                done, value = attempts.answered(self._http.request(call.method, call.path, **kwargs))
+                if done:
+                    return value
+            except httpx.HTTPError as exc:
+                value = attempts.failed(exc)
             finally:
                 if handle is not None:
                     handle.close()
-            delay = P.retry_delay(self.options, attempt, suggested)
-            if attempt >= self.options.max_retries or waited + delay > self.options.max_retry_wait or not call.resendable:
-                raise error
-            time.sleep(delay)
-            waited += delay
-            attempt += 1
+            time.sleep(value)
 
     def _task_or(self, call: Call, wait: bool) -> Any:
         body = self._send(call)
@@ -165,27 +150,17 @@ class RemoteIndex:
         """Add many inputs (folders expanded recursively), ``options.concurrency`` uploads at a
         time; a bad input is reported in ``failed`` and does not stop the others (a bad API key
         does). Results in input order."""
-        sources = expand_sources(media)
-        metas = per_item(metadata, len(sources), "metadata")
-        ids = list(task_ids) if task_ids is not None else [None] * len(sources)
-        if len(ids) != len(sources):
-            raise E.InvalidRequestError(f"{len(ids)} task_ids for {len(sources)} inputs")
-        dupes = {t for t in ids if t is not None and ids.count(t) > 1}
-
-        def one(item: MediaInput, meta: Any, tid: str | None) -> AddResult | AddFailure:
+        def one(item: P.ManyItem) -> AddResult | AddFailure:
             try:
-                if tid in dupes:
-                    raise E.TaskExistsError(f"task_id {tid!r} is given more than once in this batch")
-                return self.add(item, meta, tid, replace=replace)
-            except E.AuthenticationError:
-                raise
+                if item.refused is not None:
+                    raise item.refused
+                return self.add(item.media, item.metadata, item.task_id, replace=replace)
             except Exception as exc:  # noqa: BLE001 - every bad input is reported, none stops the rest
-                return failure_of(item, exc)
+                return P.add_many_failure(item, exc)
 
+        items = P.add_many_items(media, metadata, task_ids)
         with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="vecsim-add") as pool:
-            done = list(pool.map(one, sources, metas, ids))
-        return AddManyResult(added=[r for r in done if isinstance(r, AddResult)],
-                             failed=[r for r in done if isinstance(r, AddFailure)])
+            return P.add_many_result(list(pool.map(one, items)))
 
     def query(self, media: MediaInput, top_k: int = DEFAULT_TOP_K, threshold: float | None = None,
               rotations: bool | None = None, *, wait: bool = True,

@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 from PIL import Image
 
 from .. import errors as E
-from ..media.inputs import MediaInput, describe, is_url
-from ..schema import AddResult, AssetInfo, AssetMatch, AssetPage, IndexInfo, QueryResult, RemoveResult
+from ..index import failure_of, per_item
+from ..media.inputs import MediaInput, describe, expand_sources, is_url
+from ..schema import (AddFailure, AddManyResult, AddResult, AssetInfo, AssetMatch, AssetPage, IndexInfo, QueryResult,
+                      RemoveResult)
 from ..validate import check_list_args, check_metadata, check_query_args, check_task_id
 
 API = "/api/v2"
@@ -420,3 +423,81 @@ def retry_delay(options: RemoteOptions, attempt: int, suggested: float | None) -
 
 
 RETRY_STATUSES = (429, 503)
+
+
+class Attempts:
+    """The retry policy of one call, for either client: each attempt's outcome (an answer or a
+    transport error) gives the parsed result, a wait before the next attempt, or an error raised."""
+
+    def __init__(self, options: RemoteOptions, call: Call, url: str):
+        self.options, self.call, self.url = options, call, url
+        self.waited, self.attempt = 0.0, 0
+
+    def answered(self, response: httpx.Response) -> tuple[bool, Any]:
+        """(True, the parsed result), or (False, seconds to wait before sending again); raises
+        an answer that is not to be retried."""
+        if response.status_code < 400:
+            return True, self.call.parse(response.json())
+        error = answer_error(response.status_code, response.headers, response.content, self.call.names)
+        if response.status_code not in RETRY_STATUSES:
+            raise error
+        return False, self._wait(error, retry_after(response.headers))
+
+    def failed(self, exc: httpx.HTTPError) -> float:
+        """Seconds to wait before sending again after a transport error; raises where the call
+        is not to be sent again (a time-out; a lost connection after an add was sent)."""
+        if isinstance(exc, httpx.TimeoutException):
+            raise E.RemoteTimeoutError(f"{self.call.method} {self.call.path}: no answer within "
+                                       f"{self.options.timeout:g} s ({type(exc).__name__})") from exc
+        error = E.ServiceUnavailableError(f"{self.url}: {type(exc).__name__}: {exc}")
+        if not (isinstance(exc, httpx.ConnectError) or self.call.retry_send_errors):
+            raise error from exc
+        return self._wait(error, None)
+
+    def _wait(self, error: E.VecsimError, suggested: float | None) -> float:
+        delay = retry_delay(self.options, self.attempt, suggested)
+        if (self.attempt >= self.options.max_retries or self.waited + delay > self.options.max_retry_wait
+                or not self.call.resendable):
+            raise error
+        self.waited += delay
+        self.attempt += 1
+        return delay
+
+
+# --- add_many --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ManyItem:
+    """One input of ``add_many``: the input, its metadata and task_id, or why it fails at once."""
+
+    media: MediaInput
+    metadata: dict[str, Any] | None
+    task_id: str | None
+    refused: E.VecsimError | None = None
+
+
+def add_many_items(media: Any, metadata: Any, task_ids: Any) -> list[ManyItem]:
+    """The inputs of ``add_many`` (folders expanded), each with its metadata and task_id, as
+    ``CustomIndex.add_many`` pairs them; a task_id given twice fails both of its inputs."""
+    sources = expand_sources(media)
+    metas = per_item(metadata, len(sources), "metadata")
+    ids = list(task_ids) if task_ids is not None else [None] * len(sources)
+    if len(ids) != len(sources):
+        raise E.InvalidRequestError(f"{len(ids)} task_ids for {len(sources)} inputs")
+    dupes = {t for t in ids if t is not None and ids.count(t) > 1}
+    return [ManyItem(m, meta, t, E.TaskExistsError(f"task_id {t!r} is given more than once in this batch")
+                     if t in dupes else None) for m, meta, t in zip(sources, metas, ids)]
+
+
+def add_many_failure(item: ManyItem, exc: Exception) -> AddFailure:
+    """How ``add_many`` reports an input that failed; a bad API key is raised, not reported (no
+    input would succeed)."""
+    if isinstance(exc, E.AuthenticationError):
+        raise exc
+    return failure_of(item.media, exc)
+
+
+def add_many_result(done: list[AddResult | AddFailure]) -> AddManyResult:
+    return AddManyResult(added=[r for r in done if isinstance(r, AddResult)],
+                         failed=[r for r in done if isinstance(r, AddFailure)])
