@@ -1,7 +1,7 @@
 # The vecsim HTTP service (`vecsim serve`) as a container image. docs/deploy.md has the whole story:
 #
 #   docker build -t vecsim:0.3.0 .
-#   docker run -d --name vecsim -p 127.0.0.1:8000:8000 -v vecsim-data:/data --stop-timeout 200 vecsim:0.3.0
+#   docker run -d --name vecsim -p 127.0.0.1:8000:8000 -v vecsim-data:/data --stop-timeout 45 vecsim:0.3.0
 #   docker exec vecsim vecsim keys create --project shop
 #
 # Two stages: `build` makes the virtual environment (pdqhash compiles from source, so it needs g++),
@@ -63,10 +63,10 @@ print('vecsim: default descriptor', d.name, 'v' + d.version, 'embeds a photo to'
 # owned by the vecsim user (a bind-mounted folder must be writable by uid 10001).
 VOLUME ["/data"]
 EXPOSE 8000
-# SIGTERM stops the service gracefully: no new requests, running sync calls and task workers finish
-# (each phase at most request_timeout_s, 60 s by default: up to about 3 x 60 s in all), queued
-# tasks stay queued. Docker kills the container after its stop timeout (10 s by default), so give
-# it more: `docker run --stop-timeout 200`, `docker stop -t 200`, compose `stop_grace_period`.
+# SIGTERM stops the service gracefully: no new requests, running sync calls and task workers finish,
+# queued tasks stay queued, all within shutdown_timeout_s (30 s by default). Docker kills the
+# container after its stop timeout (10 s by default), so give it more than shutdown_timeout_s:
+# `docker run --stop-timeout 45`, `docker stop -t 45`, compose `stop_grace_period`.
 # A task cut short by the kill is not lost: it runs again at the next start.
 STOPSIGNAL SIGTERM
 # Healthy once /readyz answers 200: the model and the store are loaded (503 while loading, or when
