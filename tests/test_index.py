@@ -346,3 +346,10 @@ def reference_results(tmp_path_factory, photos):
 def test_exact_results_identical_across_backends(backend, photos, reference_results):
     uri, options = backend
     assert _exact_results(uri, options, photos) == reference_results
+
+
+def test_add_many_fails_every_input_of_a_task_id_given_twice(index, photos):
+    res = index.add_many([photos["coffee"], photos["rocket"], photos["camera"]], task_ids=["a", "b", "a"])
+    assert [a.task_id for a in res.added] == ["b"]
+    assert [f.error for f in res.failed] == ["TaskExistsError", "TaskExistsError"]
+    assert all("more than once" in f.message for f in res.failed) and index.count() == 1

@@ -62,6 +62,7 @@ from .validate import (  # noqa: F401 (re-export)
     check_query_args,
     check_task_id,
     new_task_id,
+    repeated,
 )
 
 if TYPE_CHECKING:
@@ -416,7 +417,7 @@ class CustomIndex:
         ids = list(task_ids) if task_ids is not None else [None] * len(sources)
         if len(ids) != len(sources):
             raise InvalidRequestError(f"{len(ids)} task_ids for {len(sources)} inputs")
-        dupes = {t for t in ids if t is not None and ids.count(t) > 1}
+        dupes = repeated(ids)
         added: list[tuple[int, AddResult]] = []
         failed: list[AddFailure] = []
         group = _CommitGroup(self)

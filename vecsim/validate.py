@@ -14,6 +14,8 @@ import math
 import re
 import unicodedata
 import uuid
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import InvalidRequestError
@@ -167,3 +169,10 @@ def _check_json_tree(metadata: dict[str, Any]) -> None:
             raise InvalidRequestError(
                 f"{path} is a {type(value).__name__}, not a JSON value (str, number, bool, null, list, dict)"
             )
+
+
+def repeated(task_ids: Sequence[str | None]) -> set[str]:
+    """The task_ids given more than once (``None``, a generated id, never is), in linear time:
+    ``add_many`` fails every input of such an id."""
+    counts = Counter(t for t in task_ids if t is not None)
+    return {t for t, n in counts.items() if n > 1}

@@ -26,7 +26,7 @@ from ..index import failure_of, per_item
 from ..media.inputs import MediaInput, describe, expand_sources, is_url
 from ..schema import (AddFailure, AddManyResult, AddResult, AssetInfo, AssetMatch, AssetPage, IndexInfo, QueryResult,
                       RemoveResult)
-from ..validate import check_list_args, check_metadata, check_query_args, check_task_id
+from ..validate import check_list_args, repeated, check_metadata, check_query_args, check_task_id
 
 API = "/api/v2"
 #: Schemes that always name a vecsim service (``http(s)://`` does too when an API key is given).
@@ -485,7 +485,7 @@ def add_many_items(media: Any, metadata: Any, task_ids: Any) -> list[ManyItem]:
     ids = list(task_ids) if task_ids is not None else [None] * len(sources)
     if len(ids) != len(sources):
         raise E.InvalidRequestError(f"{len(ids)} task_ids for {len(sources)} inputs")
-    dupes = {t for t in ids if t is not None and ids.count(t) > 1}
+    dupes = repeated(ids)
     return [ManyItem(m, meta, t, E.TaskExistsError(f"task_id {t!r} is given more than once in this batch")
                      if t in dupes else None) for m, meta, t in zip(sources, metas, ids)]
 
