@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -106,46 +107,36 @@ class SqliteLedger:
             self._put(db, rec)
         return rec
 
-    def renew(self, rec: TaskRecord, lease_s: float) -> bool:
-        with self._tx() as db:
-            cur = self._row(db, rec.project, rec.id)
-            if cur is None or cur.status != RUNNING or cur.attempts != rec.attempts:
-                return False
-            self._put(db, replace(cur, lease_until=time.time() + lease_s))
-        return True
-
-    def finish(self, rec: TaskRecord, status: str, result: Any = None, error: dict | None = None) -> TaskRecord | None:
-        """Finish the task under ``rec``'s claim; None where the claim was lost (another worker
-        took the task over after this one's lease ran out)."""
+    def _under_claim(self, rec: TaskRecord, change: Callable[[TaskRecord], TaskRecord]) -> TaskRecord | None:
+        """Write ``change(current record)`` where the task still runs under ``rec``'s claim (same
+        attempt); None where the claim was lost (another worker took the task over after this
+        one's lease ran out)."""
         with self._tx() as db:
             cur = self._row(db, rec.project, rec.id)
             if cur is None or cur.status != RUNNING or cur.attempts != rec.attempts:
                 return None
-            done = replace(cur, status=status, result=result, error=error, finished=time.time(), lease_until=0.0)
-            self._put(db, done)
-        return done
+            new = change(cur)
+            self._put(db, new)
+        return new
+
+    def renew(self, rec: TaskRecord, lease_s: float) -> bool:
+        return self._under_claim(rec, lambda cur: replace(cur, lease_until=time.time() + lease_s)) is not None
+
+    def finish(self, rec: TaskRecord, status: str, result: Any = None, error: dict | None = None) -> TaskRecord | None:
+        """Finish the task under ``rec``'s claim; None where the claim was lost."""
+        return self._under_claim(rec, lambda cur: replace(cur, status=status, result=result, error=error,
+                                                          finished=time.time(), lease_until=0.0))
 
     def save_params(self, rec: TaskRecord) -> TaskRecord | None:
         """Write ``rec.params`` under ``rec``'s claim (a running task noting a step it has done,
         so that a later attempt knows it); None where the claim was lost."""
-        with self._tx() as db:
-            cur = self._row(db, rec.project, rec.id)
-            if cur is None or cur.status != RUNNING or cur.attempts != rec.attempts:
-                return None
-            saved = replace(cur, params=rec.params)
-            self._put(db, saved)
-        return saved
+        return self._under_claim(rec, lambda cur: replace(cur, params=rec.params))
 
     def retry(self, rec: TaskRecord) -> TaskRecord | None:
         """Put the task back (``queued``, ``retries + 1``) under ``rec``'s claim, to run again later;
         None where the claim was lost."""
-        with self._tx() as db:
-            cur = self._row(db, rec.project, rec.id)
-            if cur is None or cur.status != RUNNING or cur.attempts != rec.attempts:
-                return None
-            back = replace(cur, status=QUEUED, lease_until=0.0, retries=cur.retries + 1, enqueued=time.time())
-            self._put(db, back)
-        return back
+        return self._under_claim(rec, lambda cur: replace(cur, status=QUEUED, lease_until=0.0, retries=cur.retries + 1,
+                                                          enqueued=time.time()))
 
     def mark_enqueued(self, project: str, task_id: str) -> None:
         with self._tx() as db:
