@@ -113,17 +113,25 @@ def _check_queue(rt: Runtime) -> None:
                            f"{rt.settings.max_queue}; retry later", {"Retry-After": "10"})
 
 
-async def _begin(request: Request, *, media: bool, task: bool) -> tuple[Runtime, str, MediaRequest]:
-    """What every call does first: authenticate and rate-limit, check that the index is loaded
-    (and, for an async call, that the queue has room), read the request (a task's upload is
-    spooled durably) and check its url against the URL policy."""
+def _admit(request: Request, *, task: bool) -> tuple[Runtime, str]:
+    """Authenticate and rate-limit, check that the index is loaded, and that the queue has room
+    (an async call) or that the store was not just found unreachable (a sync call, which needs
+    it now: 503 at once). (runtime, the caller's project)."""
     project = _project(request)
     rt = _rt(request)
     rt.service.check_ready()
     if task:
         _check_queue(rt)
-    else:  # a sync call needs the store now: 503 at once where it was just found unreachable
+    else:
         rt.service.check_store()
+    return rt, project
+
+
+async def _begin(request: Request, *, media: bool, task: bool) -> tuple[Runtime, str, MediaRequest]:
+    """What every call does first: authenticate and rate-limit, check that the index is loaded
+    (and, for an async call, that the queue has room), read the request (a task's upload is
+    spooled durably) and check its url against the URL policy."""
+    rt, project = _admit(request, task=task)
     req = await read_request(request, rt.service.spool_dir, need_media=media, spool=task)
     try:
         if req.url:
@@ -253,22 +261,15 @@ def _missing_task_id() -> str:
 
 # --- reads ---------------------------------------------------------------------------------------
 
+# A read is a sync call of the caller's project that runs on a store thread, like a remove (no
+# model work).
 _READ_ERRORS = ("invalid_request", "not_ready", "timeout", "store_unavailable", "store_error")
-
-
-def _reader(request: Request) -> tuple[Runtime, str]:
-    """Authenticate a read and check the index is loaded: (runtime, the caller's project). A read
-    runs on a store worker thread, like a remove (no model work)."""
-    project = _project(request)
-    rt = _rt(request)
-    rt.service.check_ready()
-    return rt, project
 
 
 @router.get("/custom_index/asset/{task_id:path}", response_model=AssetResponse,
             responses=_errors(*_READ_ERRORS, "task_not_found"), summary="One asset: its metadata and frames")
 async def get_asset(task_id: str, request: Request) -> AssetResponse:
-    rt, project = _reader(request)
+    rt, project = _admit(request, task=False)
     info = await _sync(rt, rt.service.get, project, check_task_id(task_id), limiter=rt.store_limiter)
     return AssetResponse(output=info)
 
@@ -281,7 +282,7 @@ async def get_asset(task_id: str, request: Request) -> AssetResponse:
                  "description": "the next of the previous page: the task_id after which this page starts"}]},
             summary="The project's assets, a page at a time, by task_id")
 async def list_assets(request: Request) -> AssetsResponse:
-    rt, project = _reader(request)
+    rt, project = _admit(request, task=False)
     params = request.query_params
     unknown = sorted(set(params) - {"limit", "after"})
     if unknown:
@@ -299,7 +300,7 @@ async def list_assets(request: Request) -> AssetsResponse:
 @router.get("/custom_index/info", response_model=InfoResponse, responses=_errors(*_READ_ERRORS),
             summary="The index as this project sees it: engine, descriptor, counts")
 async def index_info(request: Request) -> InfoResponse:
-    rt, project = _reader(request)
+    rt, project = _admit(request, task=False)
     base = str(request.base_url).rstrip("/")
     return InfoResponse(output=await _sync(rt, rt.service.info, project, base, limiter=rt.store_limiter))
 

@@ -243,15 +243,15 @@ class Service:
     # --- reads -------------------------------------------------------------------------------------
 
     def get(self, project: str, task_id: str) -> AssetInfo:
-        return self.for_project(project).get(task_id)
+        return self._store_call(self.for_project(project).get, task_id)
 
     def list_assets(self, project: str, limit: int, after: str | None) -> AssetPage:
-        return self.for_project(project).list_assets(limit=limit, after=after)
+        return self._store_call(self.for_project(project).list_assets, limit=limit, after=after)
 
     def info(self, project: str, uri: str) -> IndexInfo:
         """The project's view of the index, its ``uri`` the service's own address (the store's
         address and credentials are the operator's, never shown to a client)."""
-        return self.for_project(project).info().model_copy(update={"uri": uri})
+        return self._store_call(self.for_project(project).info).model_copy(update={"uri": uri})
 
 
 def _close(handle: Any) -> None:
