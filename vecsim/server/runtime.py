@@ -63,9 +63,9 @@ class Runtime:
         self.queue = TaskQueue(
             settings, self.ledger, self.execute, self._post_callback, self.keys.webhook_secret,
             envelope_bytes=lambda rec: json.dumps(envelope(rec), separators=(",", ":"), ensure_ascii=False).encode(),
-            on_finish=self._finished, on_callback=lambda outcome: self.metrics.callbacks.labels(outcome).inc())
+            on_finish=self._finished, on_callback=lambda outcome: self.metrics.callbacks.labels(outcome).inc(),
+            on_retry=lambda rec: self.metrics.tasks.labels(rec.kind, "retried").inc())
         self._shutdown_deadline: float | None = None
-        self.queue.on_retry = lambda rec: self.metrics.tasks.labels(rec.kind, "retried").inc()
 
     # --- checks done before a task is accepted --------------------------------------------------------
 

@@ -67,10 +67,12 @@ class TaskQueue:
     def __init__(self, settings: ServerSettings, ledger: Any, execute: Callable[[TaskRecord], tuple[str, Any, Any]],
                  deliver: Callable[[str, bytes, dict[str, str]], int], secret_of: Callable[[str], str],
                  envelope_bytes: Callable[[TaskRecord], bytes], on_finish: Callable[[TaskRecord], None],
-                 on_callback: Callable[[str], None]):
+                 on_callback: Callable[[str], None], on_retry: Callable[[TaskRecord], None]):
         self.settings, self.ledger, self.execute = settings, ledger, execute
         self._deliver, self.secret_of, self.on_finish = deliver, secret_of, on_finish
         self.envelope_bytes, self._count_callback = envelope_bytes, on_callback
+        #: called with the record of each task put back (the metrics)
+        self.on_retry = on_retry
         if settings.queue == "sqlite":
             path = str(settings.data_dir / "queue.sqlite")
             self.huey = SqliteHuey("vecsim-tasks", filename=path, results=False, fsync=True)
@@ -83,8 +85,6 @@ class TaskQueue:
             name="vecsim.callback", retries=settings.callback_attempts - 1,
             retry_delay=settings.callback_backoff_s, retry_backoff=2)(self._deliver_callback)
         self._consumers: list[_QuietConsumer] = []
-        #: Called with the record of each task put back (the metrics).
-        self.on_retry: Callable[[TaskRecord], None] | None = None
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
 
@@ -222,8 +222,7 @@ class TaskQueue:
         if not self._stop.is_set():  # else the next start queues it (recover)
             self._run.schedule(args=(rec.project, rec.id), delay=delay)
             self.ledger.mark_enqueued(rec.project, rec.id)
-        if self.on_retry is not None:
-            self.on_retry(back)
+        self.on_retry(back)
 
     def _heartbeat(self, rec: TaskRecord, done: threading.Event) -> None:
         interval = self.settings.task_lease_s / 3
