@@ -68,7 +68,7 @@ def expand_sources(items: Iterable[MediaInput] | MediaInput) -> list[MediaInput]
     return out
 
 
-def _text_mode(fileobj) -> bool:
+def is_text_mode(fileobj) -> bool:
     """Is a file object opened in text mode? (``read(0)`` gives ``str`` then, and reads nothing.)"""
     if isinstance(fileobj, io.TextIOBase):
         return True
@@ -101,7 +101,7 @@ def open_target(media: MediaInput, source: str):
         if path.stat().st_size == 0:
             raise EmptyMediaError(source, "zero bytes")
         return str(path)
-    if hasattr(media, "read") and _text_mode(media):
+    if hasattr(media, "read") and is_text_mode(media):
         raise UnsupportedMediaError(source, "file object is not opened in binary mode (open it with 'rb')")
     if hasattr(media, "read") and hasattr(media, "seek") and getattr(media, "seekable", lambda: False)():
         start = media.tell()

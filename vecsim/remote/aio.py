@@ -7,7 +7,6 @@ sync client; only the sending (and the waiting between retries and polls) is awa
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -32,14 +31,9 @@ class AsyncRemoteTask(RemoteTask):
         return self.status
 
     async def wait(self, timeout: float | None = None) -> Any:  # type: ignore[override]
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.05
+        poll = P.Polling(self.id, timeout, self._index.options.poll_interval)
         while not self.done:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise E.RemoteTimeoutError(f"task {self.id!r} is still {self.status} after {timeout:g} s")
-            pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
-            await asyncio.sleep(pause)
-            delay = min(delay * 2, self._index.options.poll_interval)
+            await asyncio.sleep(poll.pause(self.status))
             await self.refresh()
         return self.result()
 

@@ -75,14 +75,9 @@ class RemoteTask:
     def wait(self, timeout: float | None = None) -> Any:
         """Poll until the task is done (at most ``timeout`` seconds): its AddResult / QueryResult
         / RemoveResult, or its error raised as the sync call would have raised it."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.05
+        poll = P.Polling(self.id, timeout, self._index.options.poll_interval)
         while not self.done:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise E.RemoteTimeoutError(f"task {self.id!r} is still {self.status} after {timeout:g} s")
-            pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
-            time.sleep(pause)
-            delay = min(delay * 2, self._index.options.poll_interval)
+            time.sleep(poll.pause(self.status))
             self.refresh()
         return self.result()
 

@@ -11,10 +11,10 @@ import json
 import math
 import os
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +23,7 @@ from PIL import Image
 
 from .. import errors as E
 from ..index import failure_of, per_item
-from ..media.inputs import MediaInput, describe, expand_sources, is_url
+from ..media.inputs import MediaInput, describe, expand_sources, is_text_mode, is_url, open_target
 from ..schema import (AddFailure, AddManyResult, AddResult, AssetInfo, AssetMatch, AssetPage, IndexInfo, QueryResult,
                       RemoveResult)
 from ..validate import check_list_args, repeated, check_metadata, check_query_args, check_task_id
@@ -96,13 +96,7 @@ class Upload:
         self._start: int | None = None
         self._used = False
         if isinstance(media, (str, os.PathLike)):
-            path = Path(media)
-            if not path.exists():
-                raise E.MediaNotFoundError(source, "no such file")
-            if path.is_dir():
-                raise E.UnsupportedMediaError(source, "is a directory (use add_many to add a folder)")
-            if path.stat().st_size == 0:
-                raise E.EmptyMediaError(source, "zero bytes")
+            open_target(media, source)  # the SDK's checks of a path: missing, a folder, empty
         elif isinstance(media, Image.Image):
             buf = io.BytesIO()
             image = media if media.mode in ("RGB", "RGBA", "L", "LA", "I;16", "P") else media.convert("RGB")
@@ -113,7 +107,7 @@ class Upload:
             if not len(media):
                 raise E.EmptyMediaError(source, "zero bytes")
         elif hasattr(media, "read"):
-            if isinstance(media, io.TextIOBase) or "b" not in getattr(media, "mode", "b"):
+            if is_text_mode(media):
                 raise E.UnsupportedMediaError(source, "file object is not opened in binary mode (open it with 'rb')")
             if getattr(media, "seekable", lambda: False)():
                 self._start = media.tell()
@@ -412,6 +406,27 @@ def retry_after(headers: Any) -> float | None:
         except (TypeError, ValueError):
             return None
     return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+class Polling:
+    """The pauses of ``task.wait(timeout)`` between two reads of a task: from 50 ms, doubling up
+    to ``longest``, never past the deadline; past it, a RemoteTimeoutError."""
+
+    def __init__(self, task_id: str, timeout: float | None, longest: float):
+        self.task_id, self.timeout, self.longest = task_id, timeout, longest
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.delay = 0.05
+
+    def pause(self, status: str) -> float:
+        """Seconds to wait before reading the task (still ``status``) again."""
+        pause = self.delay
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise E.RemoteTimeoutError(f"task {self.task_id!r} is still {status} after {self.timeout:g} s")
+            pause = min(pause, left)
+        self.delay = min(self.delay * 2, self.longest)
+        return pause
 
 
 def retry_delay(options: RemoteOptions, attempt: int, suggested: float | None) -> float:
