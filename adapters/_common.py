@@ -260,7 +260,10 @@ def smallest_after(task_ids: Iterable[str], limit: int, after: str | None) -> li
 def page_of(task_ids: Iterable[str], limit: int, after: str | None,
             read: Callable[[list[str]], dict[str, AssetRecord]]) -> list[AssetRecord]:
     """The page :func:`smallest_after` picks from a scan of ``task_ids``, its records read with
-    ``read`` (a record removed since the scan is no longer visible: left out)."""
+    ``read`` (a record removed since the scan is no longer visible: left out). For Qdrant, which
+    orders a scroll by point id (a UUID5 here: no order of task_ids) or by a numeric payload, and
+    filters ranges of numbers only: the scan reads asset records only (one per asset, never frame
+    rows), so a page costs in proportion to the project's assets, not to the page."""
     ids = smallest_after(task_ids, limit, after)
     found = read(ids)
     return [found[t] for t in ids if t in found]

@@ -375,12 +375,8 @@ class QdrantStore(ProjectScoped):
                 return
 
     def list_assets(self, limit: int, after: str | None = None) -> list[AssetRecord]:
-        """Qdrant orders a scroll by point id (here a UUID5: no order of task_ids) or by a numeric
-        payload, and filters ranges of numbers only, so the page is chosen here: one scroll of the
-        project's records reading only their ``task_id`` keeps the ``limit`` smallest after
-        ``after`` (:func:`~adapters._common.page_of`), then those records are read by id.
-        It reads asset records only (one per asset, never frame rows), and its cost grows with the
-        project's assets, not with the page."""
+        """One scroll of the project's asset records (their ``task_id`` only), the page chosen by
+        :func:`~adapters._common.page_of` (Qdrant cannot order or range-filter strings)."""
         with engine_errors("list of asset records", self):
             self._client  # noqa: B018  (a closed store raises, even for limit 0)
             keys = (p["task_id"] for p in self._scroll(self.assets_collection, self._project_filter(), ["task_id"]))
