@@ -207,17 +207,19 @@ if h[1] == 'queued' or (h[1] == 'running' and tonumber(h[2]) < now) then
 end
 return 0
 """
-# ARGV = attempts, lease_until (renew) | attempts, record json, ttl (finish) | attempts, record json,
-# enqueue time (retry)
-_RENEW = """
+# The scripts that change a running task first check that it still runs under the caller's claim
+# (ARGV[1] = the claim's attempt); else they change nothing and answer 0.
+_UNDER_CLAIM = """
 local h = redis.call('HMGET', KEYS[1], 'status', 'attempts')
 if h[1] ~= 'running' or tonumber(h[2]) ~= tonumber(ARGV[1]) then return 0 end
+"""
+# ARGV = attempts, lease_until (renew) | attempts, record json, ttl (finish) | attempts, record json,
+# enqueue time (retry)
+_RENEW = _UNDER_CLAIM + """
 redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
 return 1
 """
-_FINISH = """
-local h = redis.call('HMGET', KEYS[1], 'status', 'attempts')
-if h[1] ~= 'running' or tonumber(h[2]) ~= tonumber(ARGV[1]) then return 0 end
+_FINISH = _UNDER_CLAIM + """
 redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'status', ARGV[4], 'lease_until', 0)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZREM', KEYS[2], KEYS[1])
@@ -225,16 +227,12 @@ return 1
 """
 
 # ARGV = attempts, record json (save_params)
-_SAVE = """
-local h = redis.call('HMGET', KEYS[1], 'status', 'attempts')
-if h[1] ~= 'running' or tonumber(h[2]) ~= tonumber(ARGV[1]) then return 0 end
+_SAVE = _UNDER_CLAIM + """
 redis.call('HSET', KEYS[1], 'rec', ARGV[2])
 return 1
 """
 
-_RETRY = """
-local h = redis.call('HMGET', KEYS[1], 'status', 'attempts')
-if h[1] ~= 'running' or tonumber(h[2]) ~= tonumber(ARGV[1]) then return 0 end
+_RETRY = _UNDER_CLAIM + """
 redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'status', 'queued', 'lease_until', 0)
 redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
 return 1
