@@ -17,6 +17,14 @@ socket itself is created 0755, which also refuses others a connect). Where the i
 lacks the server builder used for that, the store falls back to pymilvus's TCP server and logs a
 warning saying so (docs/concepts.md, "Security").
 
+**Writes to one file, one at a time.** Milvus Lite serves each request on a thread of its gRPC
+pool, but a collection's writes are not safe from each other: ``Collection._trigger_flush``
+swaps the memtable out before taking its maintenance lock, and sequence numbers are handed out
+without a lock, so two flushes at once (two writers committing) can commit their sequence numbers
+out of order, which Lite refuses ("current_seq is monotonic; tried to set 3 < 4") after the rows
+were written. The shared client therefore sends the requests that write (:data:`LITE_WRITES`)
+one at a time per file, under a lock of the file's entry; reads still run side by side.
+
 **Index files.** Milvus Lite writes its index sidecars in a background thread, in place, so a
 process killed while one was being written leaves it truncated and the next load fails on it:
 :func:`drop_lite_index_files` deletes them (they are derived data) so the load rebuilds them.
@@ -43,6 +51,11 @@ LITE_INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "HNSW")
 #: gRPC worker threads of a Lite server.
 LITE_SERVER_WORKERS = 10
 SOCKET_NAME = "milvus.sock"
+#: The client methods that change a Lite file: sent one at a time per file (module docstring).
+LITE_WRITES = frozenset({
+    "create_collection", "drop_collection", "insert", "upsert", "delete", "flush", "create_index",
+    "drop_index", "load_collection", "release_collection", "compact",
+})
 
 
 @dataclass
@@ -52,7 +65,26 @@ class _LiteServer:
     server: Any = None  # grpc.Server we started, or None: pymilvus's server manager owns it
     db: Any = None
     socket_dir: str | None = None
-    clients: dict[str, list] = field(default_factory=dict)  # db_name -> [MilvusClient, users]
+    clients: dict[str, list] = field(default_factory=dict)  # db_name -> [_SerialWrites, users]
+    writes: threading.Lock = field(default_factory=threading.Lock)  # held by each write request
+
+
+class _SerialWrites:
+    """A ``MilvusClient`` whose write requests (:data:`LITE_WRITES`) hold ``lock`` while they run."""
+
+    def __init__(self, client: Any, lock: threading.Lock):
+        self._inner, self._lock = client, lock
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name not in LITE_WRITES:
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return call
 
 
 _lock = threading.Lock()
@@ -129,7 +161,7 @@ def open_lite_client(uri: str, db_name: str | None):
                     del _servers[path]
                     _stop(entry)
                 raise StoreUnavailableError(f"cannot open Milvus Lite at {uri}: {exc}") from exc
-            shared = entry.clients[key] = [client, 0]
+            shared = entry.clients[key] = [_SerialWrites(client, entry.writes), 0]
         shared[1] += 1
         return shared[0]
 

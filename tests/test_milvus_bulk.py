@@ -4,6 +4,8 @@ Small collections (a few thousand rows): what is checked is the engine calls and
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -212,3 +214,31 @@ def test_build_index_indexes_every_segment_of_a_bulk_load(tmp_path):
         hits = s.search(q[None], limit=5, per_asset=2)[0]
         assert [(h.task_id, h.frame) for h in hits[:2]] == [("t0042", f) for f in exact(data, q, 1, 2)[0][1]]
         assert s.count() == (200, 2010)
+
+
+def test_writers_on_threads_commit_one_file_without_losing_a_write(tmp_path):
+    """Lite's flush swaps its memtable out before taking its lock: two commits at once used to
+    fail with "current_seq is monotonic" after writing their rows. Writes to a file are now sent
+    one at a time (milvus_lite.LITE_WRITES), so six threads each committing assets all succeed."""
+    data = corpus(48, frames=3)
+    ids = list(data)
+    errors: list[BaseException] = []
+    uri = f"milvus-lite:{tmp_path / 'threads.db'}"
+    with open_store(uri, "c", spec()) as a, open_store(uri, "c", spec()) as b:
+
+        def write(k: int) -> None:
+            store = (a, b)[k % 2]
+            for t in ids[k::6]:
+                try:
+                    store.insert_frames(frame_rows(t, data[t]))
+                    store.commit_assets([record(t, 3)])
+                except BaseException as exc:  # noqa: BLE001 - every failure is the test's result
+                    errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors
+        assert a.count() == b.count() == (48, 144)
