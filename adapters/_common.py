@@ -33,6 +33,9 @@ T = TypeVar("T")
 FRAME_FIELDS = ["task_id", "generation", "frame", "timestamp", "span_end", "pdq"]
 #: The fields of an asset record, in every engine.
 ASSET_FIELDS = ["task_id", "generation", "media_type", "source", "duration", "frames", "metadata"]
+#: The record's content digest (``AssetRecord.digest``): a field of its own, so that a Milvus
+#: collection made before it existed still opens (its records read back with digest "").
+DIGEST_FIELD = "digest"
 #: The field (Milvus) / payload key (Qdrant) of a frame row's packed local features, base64
 #: (ASCII): only in a collection whose spec names a ``local_features`` format, and never among the
 #: fields a search, ``frames`` or a scan fetches (read by key: ``local_features``).
@@ -241,7 +244,7 @@ def asset_record(row: Mapping[str, Any]) -> AssetRecord:
     """An :class:`~vecsim.store.AssetRecord` from a stored record's fields."""
     return AssetRecord(task_id=row["task_id"], generation=row["generation"], media_type=row["media_type"],
                        source=row["source"], duration=float(row["duration"]), frames=int(row["frames"]),
-                       metadata=row.get("metadata") or {})
+                       metadata=row.get("metadata") or {}, digest=row.get("digest") or "")
 
 
 # --- pages of asset records (StoreReader.list_assets) -------------------------------------------

@@ -81,6 +81,7 @@ from vecsim.validate import DEFAULT_PROJECT, check_project
 
 from ._common import (
     ASSET_FIELDS,
+    DIGEST_FIELD,
     FRAME_FIELDS,
     LOCAL_FIELD,
     LOCAL_FIELD_MAX_CHARS,
@@ -205,10 +206,14 @@ class MilvusStore(ProjectScoped):
                 if self._client.has_collection(collection):
                     self.spec = self._read_spec()
                     self._ensure_loaded()
+                    stored = {f["name"] for f in self._client.describe_collection(self.assets_collection)["fields"]}
                 else:
                     self._check_supported(create_spec.index, create_spec.dim)
                     self._create(create_spec)
                     self.spec = create_spec
+                    stored = {DIGEST_FIELD}
+                #: The record fields read and written: a collection made before ``digest`` lacks it.
+                self._asset_fields = [*ASSET_FIELDS, *([DIGEST_FIELD] if DIGEST_FIELD in stored else [])]
                 self._set_project(project)
         except BaseException:
             try:
@@ -323,6 +328,7 @@ class MilvusStore(ProjectScoped):
         assets.add_field("duration", DataType.FLOAT)
         assets.add_field("frames", DataType.INT64)
         assets.add_field("metadata", DataType.JSON)
+        assets.add_field(DIGEST_FIELD, DataType.VARCHAR, max_length=64)
         assets.add_field("placeholder", DataType.FLOAT_VECTOR, dim=2)
         asset_index = c.prepare_index_params()
         asset_index.add_index(field_name="placeholder", index_type="FLAT", metric_type="L2")
@@ -441,7 +447,7 @@ class MilvusStore(ProjectScoped):
             client = self._client  # a closed store raises, even with nothing to commit
             if not records:
                 return
-            rows = [_asset_row(r, self._key_project) for r in records]
+            rows = [_asset_row(r, self._key_project, DIGEST_FIELD in self._asset_fields) for r in records]
             if self._lite:
                 self._flush(self.collection)
             for batch in _request_batches(rows):
@@ -609,7 +615,7 @@ class MilvusStore(ProjectScoped):
             rows = self._client.get(
                 self.assets_collection,
                 ids=list(dict.fromkeys(asset_key(t, project) for t in task_ids)),
-                output_fields=ASSET_FIELDS,
+                output_fields=self._asset_fields,
                 consistency_level=self._level(self.assets_collection),
             )
             return {r["task_id"]: asset_record(r) for r in rows}
@@ -636,7 +642,7 @@ class MilvusStore(ProjectScoped):
                 ask = min(limit - len(out), QUERY_LIMIT)
                 # every stored task_id is non-empty: "" as the bound when there is none starts at the first
                 expr = f"{key} > {_literal(asset_key(last if last is not None else '', self._key_project))}"
-                rows = client.query(self.assets_collection, filter=self._scoped(expr), output_fields=ASSET_FIELDS,
+                rows = client.query(self.assets_collection, filter=self._scoped(expr), output_fields=self._asset_fields,
                                     limit=ask, consistency_level=self._level(self.assets_collection), **in_key_order)
                 page = check_page([asset_record(r) for r in rows], last, self)
                 out.extend(page)
@@ -762,9 +768,12 @@ def _milvus_search_params(index: IndexConfig, limit: int) -> dict[str, Any]:
     return params
 
 
-def _asset_row(record: AssetRecord, project: str | None = None) -> dict[str, Any]:
-    """The row of an asset record; with its key and ``project`` in a collection with projects."""
+def _asset_row(record: AssetRecord, project: str | None = None, digest: bool = True) -> dict[str, Any]:
+    """The row of an asset record; with its key and ``project`` in a collection with projects;
+    with its ``digest`` where the collection has the field."""
     scoped = {} if project is None else {"pk": asset_key(record.task_id, project), PROJECT_FIELD: project}
+    if digest:
+        scoped[DIGEST_FIELD] = record.digest
     return {
         **scoped,
         "task_id": record.task_id,

@@ -102,6 +102,10 @@ class AssetRecord:
     duration: float  # seconds (0 for an image)
     frames: int  # stored frame rows
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: sha256 (hex) of the media's bytes, where the writer knew them (``vecsim ingest`` sets it to
+    #: skip unchanged assets on a rerun); "" when not known or not stored (a Milvus collection
+    #: created before the field existed).
+    digest: str = ""
 
 
 @dataclass(frozen=True)
