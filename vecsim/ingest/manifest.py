@@ -50,7 +50,7 @@ PARQUET_BATCH_ROWS = 4096
 #: Every ``BadRow.code``, and what it means.
 BAD_ROW_CODES = {
     "missing_source": "the row has no source (empty cell, null, or no such key)",
-    "invalid_source": "the source is not a string (JSON lines)",
+    "invalid_source": "the source is not a string (JSON lines), or holds a NUL character",
     "unsupported_source": "the source is a URL of a scheme other than http(s)",
     "not_found": "the source path does not exist",
     "not_readable": "the source path cannot be read (permission denied, name too long, ...)",
@@ -239,6 +239,9 @@ class Manifest:
         if not isinstance(source, str):
             yield BadRow(line, short_repr(source), "invalid_source",
                          f"the source is a {type(source).__name__}, not a string (a path or an http(s) URL)")
+            return
+        if "\x00" in source:  # no path can hold it (the OS refuses it), no URL either
+            yield BadRow(line, source.replace("\x00", "\\x00"), "invalid_source", "the source holds a NUL character")
             return
         if task_id == "":
             task_id = None
