@@ -208,12 +208,15 @@ def test_a_manifest_can_be_read_twice(media):
 
 
 def test_a_folder_expands_recursively_sorted_to_media_files(media):
-    path = write_jsonl(media / "folder.jsonl", [{"source": "shots", "metadata": {"batch": 7}}])
+    path = write_jsonl(media / "folder.jsonl", [{"source": "shots", "metadata": {"batch": 7, "tags": ["x"]}}])
     rows = list(read_manifest(path))
     shots = media / "shots"
+    rows[0].metadata["tags"].append("changed by a caller")  # each row's metadata is its own
+    assert rows[1].metadata == {"batch": 7, "tags": ["x"]}
+    rows = list(read_manifest(path))
     # files_under: paths sorted part by part ("sub" < "猫"); the extension test ignores case;
     # notes.txt is not media
-    assert rows == [ManifestRow(1, str(p), None, {"batch": 7}) for p in
+    assert rows == [ManifestRow(1, str(p), None, {"batch": 7, "tags": ["x"]}) for p in
                     [shots / "b.png", shots / "sub" / "a.JPG", shots / "sub" / "z.gif", shots / "猫 café.png"]]
 
 

@@ -27,6 +27,7 @@ a header without ``source``) is a :class:`ManifestError`, raised by :class:`Mani
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -274,8 +275,8 @@ class Manifest:
                              f"task_id {task_id!r} is already given on line {first} of the manifest")
                 return
             taken[task_id] = line
-        for target in targets:
-            yield ManifestRow(line, target, task_id, metadata)
+        for n, target in enumerate(targets):  # each file of a folder gets its own copy of the metadata
+            yield ManifestRow(line, target, task_id, metadata if n == 0 else copy.deepcopy(metadata))
 
     def _paths(self, line: int, source: str, task_id: str | None) -> list[str]:
         path = self.folder / source  # an absolute source stays itself
