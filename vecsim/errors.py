@@ -172,3 +172,32 @@ class ServiceUnavailableError(StoreUnavailableError, RemoteError):
 
     def __init__(self, message: str, *, status: int = 0, code: str = "", request_id: str = ""):
         RemoteError.__init__(self, message, status=status, code=code, request_id=request_id)
+
+
+#: (error class, HTTP status, stable code), most specific first: what the service answers with
+#: (``vecsim.server.errors``) and what ``vecsim ingest`` writes in its failures file.
+ERROR_CODES: list[tuple[type[BaseException], int, str]] = [
+    (UrlNotAllowedError, 400, "url_not_allowed"),  # a MediaFetchError: before it
+    (EmptyMediaError, 400, "empty_media"),
+    (UnsupportedMediaError, 415, "unsupported_media"),
+    (CorruptMediaError, 422, "corrupt_media"),
+    (MediaTooLargeError, 413, "media_too_large"),
+    (MediaNotFoundError, 422, "url_not_found"),
+    (MediaFetchError, 422, "url_fetch_failed"),
+    (MediaError, 422, "bad_media"),
+    (InvalidRequestError, 400, "invalid_request"),
+    (TaskExistsError, 409, "task_exists"),
+    (TaskNotFoundError, 404, "task_not_found"),
+    (StoreUnavailableError, 503, "store_unavailable"),
+    (StoreError, 502, "store_error"),
+    (DescriptorError, 500, "model_error"),
+    (VecsimError, 500, "internal_error"),
+]
+
+
+def error_code(exc: BaseException) -> tuple[int, str]:
+    """(HTTP status, stable code) of an exception: :data:`ERROR_CODES`, else 500 ``internal_error``."""
+    for cls, status, code in ERROR_CODES:
+        if isinstance(exc, cls):
+            return status, code
+    return 500, "internal_error"

@@ -17,24 +17,8 @@ class ServiceError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
-#: (vecsim error class, HTTP status, code), most specific first.
-ERROR_MAP: list[tuple[type[BaseException], int, str]] = [
-    (E.UrlNotAllowedError, 400, "url_not_allowed"),  # a MediaFetchError: before it
-    (E.EmptyMediaError, 400, "empty_media"),
-    (E.UnsupportedMediaError, 415, "unsupported_media"),
-    (E.CorruptMediaError, 422, "corrupt_media"),
-    (E.MediaTooLargeError, 413, "media_too_large"),
-    (E.MediaNotFoundError, 422, "url_not_found"),
-    (E.MediaFetchError, 422, "url_fetch_failed"),
-    (E.MediaError, 422, "bad_media"),
-    (E.InvalidRequestError, 400, "invalid_request"),
-    (E.TaskExistsError, 409, "task_exists"),
-    (E.TaskNotFoundError, 404, "task_not_found"),
-    (E.StoreUnavailableError, 503, "store_unavailable"),
-    (E.StoreError, 502, "store_error"),
-    (E.DescriptorError, 500, "model_error"),
-    (E.VecsimError, 500, "internal_error"),
-]
+#: (vecsim error class, HTTP status, code), most specific first: the SDK's table.
+ERROR_MAP = E.ERROR_CODES
 
 #: Every code the service may answer with, and its HTTP status (docs/service.md lists them).
 CODES: dict[str, int] = {code: status for _, status, code in ERROR_MAP} | {
@@ -48,10 +32,8 @@ def classify(exc: BaseException) -> tuple[int, str, dict[str, str]]:
     """(HTTP status, code, headers) of an exception."""
     if isinstance(exc, ServiceError):
         return exc.status, exc.code, exc.headers
-    for cls, status, code in ERROR_MAP:
-        if isinstance(exc, cls):
-            return status, code, ({"Retry-After": "5"} if status == 503 else {})
-    return 500, "internal_error", {}
+    status, code = E.error_code(exc)
+    return status, code, ({"Retry-After": "5"} if status == 503 else {})
 
 
 def public_message(exc: BaseException) -> str:
