@@ -13,6 +13,8 @@ import numpy as np
 from PIL import Image
 
 from .descriptors import Descriptor
+from .descriptors import local as local_desc
+from .descriptors.pdq import pdq_hashes
 
 #: The extra query variants of ``query(..., rotations=True)``: a quarter turn left, and right.
 QUARTER_TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
@@ -27,6 +29,13 @@ def embed_variants(descriptor: Descriptor, images: list[Image.Image], rotations:
     vectors = descriptor.embed([*images, *(im.transpose(turn) for turn in QUARTER_TURNS for im in images)])
     n = len(images)
     return [vectors[i * n : (i + 1) * n] for i in range(1 + len(QUARTER_TURNS))]
+
+
+def embed_frames(descriptor: Descriptor, images: list[Image.Image], local: bool) -> tuple[np.ndarray, list[str], list[bytes]]:
+    """What ``add`` stores of a batch of frames: the descriptor's vectors, the PDQ hashes and (with
+    ``local``, where the collection keeps them) the packed local features, else ``b""`` each."""
+    features = [local_desc.extract(im) for im in images] if local else [b""] * len(images)
+    return descriptor.embed(images), pdq_hashes(images), features
 
 
 def batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
