@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -22,8 +22,8 @@ from . import timing
 from .descriptors import Descriptor, load_descriptor
 from .descriptors import local as local_desc
 from .descriptors.local import FORMAT as LOCAL_FORMAT
-from .descriptors.pdq import hamming, pdq_dihedral_hashes, pdq_hashes
-from .embedding import QUARTER_TURNS, batched, embed_variants  # noqa: F401  (QUARTER_TURNS: re-exported)
+from .descriptors.pdq import hamming, pdq_dihedral_hashes
+from .embedding import QUARTER_TURNS, batched, embed_frames, embed_variants  # noqa: F401  (QUARTER_TURNS: re-exported)
 from .env import DEFAULT_URI, default_uri, env_store_options  # noqa: F401 (DEFAULT_URI: re-export)
 from .errors import (
     DescriptorMismatchError,
@@ -305,10 +305,8 @@ class CustomIndex:
         """Decode, embed, hash and (where the collection keeps them) extract the local features of
         a stream batch by batch: memory does not grow with its length."""
         for batch in timing.timed_iter(batched(stream.frames, self.batch_size), "decode"):
-            images = [f.image for f in batch]
             with timing.stage("embed"):
-                local = [local_desc.extract(im) for im in images] if self._stores_local else [b""] * len(images)
-                embedded = self.descriptor.embed(images), pdq_hashes(images), local
+                embedded = embed_frames(self.descriptor, [f.image for f in batch], self._stores_local)
             yield batch, *embedded
 
     # --- add -----------------------------------------------------------------------------------
@@ -352,25 +350,37 @@ class CustomIndex:
                existing: AssetRecord | None, *, sweep: bool) -> _Staged:
         """Decode, embed and write the frame rows of one asset under a new generation: all of it
         or (on any failure) none of it. Nothing is visible until its record is committed."""
+        frames = (FrameData(f.timestamp, v, p, b)
+                  for batch, vectors, hashes, local in self._embedded_batches(stream)
+                  for f, v, p, b in zip(batch, vectors, hashes, local))
+        return self._stage_frames(task_id, frames, lambda: _media_facts(stream), metadata, existing, sweep=sweep)
+
+    def _stage_frames(self, task_id: str, frames: Iterable[FrameData], facts: Callable[[], MediaFacts],
+                      metadata: dict[str, Any], existing: AssetRecord | None, *, sweep: bool, digest: str = "",
+                      rows_to: VectorStore | None = None) -> _Staged:
+        """Write the frame rows of one asset, embedded already (``frames`` in timestamp order), under
+        a new generation; ``facts()`` is asked after the last frame (a video's duration is known
+        then). ``rows_to`` (default the store) takes the rows: a bulk writer passes a buffer and
+        writes many assets' rows in one request. On any failure, nothing of it stays."""
         keep = existing.generation if existing else None
         generation = uuid.uuid4().hex[:16]
         if sweep:  # a caller's id may have leftovers of a killed add; a fresh uuid cannot
             self._store.delete_frames(task_id, keep_generation=keep)
-        rows = _RowWriter(self._store, task_id, generation, self.dedupe_distance)
+        rows = _RowWriter(rows_to or self._store, task_id, generation, self.dedupe_distance)
         sampled = 0
         try:
-            for batch, vectors, hashes, local in self._embedded_batches(stream):
-                sampled += len(batch)
-                for frame, vector, pdq, blob in zip(batch, vectors, hashes, local):
-                    rows.add(frame.timestamp, vector, pdq, blob)
-            duration = stream.duration or 0.0
-            stored = rows.finish(duration)
+            for frame in frames:
+                sampled += 1
+                rows.add(*frame)
+            media = facts()
+            stored = rows.finish(media.duration)
         except BaseException:
             self._abandon(task_id, existing)
             raise
-        record = AssetRecord(task_id=task_id, generation=generation, media_type=stream.media_type,
-                             source=stream.source, duration=duration, frames=stored, metadata=metadata)
-        return _Staged(record, existing, sampled, stream.warnings)
+        record = AssetRecord(task_id=task_id, generation=generation, media_type=media.media_type,
+                             source=media.source, duration=media.duration, frames=stored, metadata=metadata,
+                             digest=digest)
+        return _Staged(record, existing, sampled, media.warnings)
 
     def _abandon(self, task_id: str, existing: AssetRecord | None) -> None:
         """Delete the frame rows of an asset that will not be committed (keeping those of
@@ -582,6 +592,28 @@ class CustomIndex:
 #: A bulk load commits its assets in groups of this many (or older than ``COMMIT_GROUP_SECONDS``).
 COMMIT_GROUP_ASSETS = 64
 COMMIT_GROUP_SECONDS = 5.0
+
+
+class FrameData(NamedTuple):
+    """One sampled frame as ``add`` stores it: its second, vector, PDQ hash, packed local features."""
+
+    timestamp: float
+    vector: np.ndarray
+    pdq: str
+    local: bytes = b""
+
+
+class MediaFacts(NamedTuple):
+    """What an asset record says of its media, known once its frames are read."""
+
+    media_type: str
+    source: str
+    duration: float
+    warnings: list[str]
+
+
+def _media_facts(stream: MediaStream) -> MediaFacts:
+    return MediaFacts(stream.media_type, stream.source, stream.duration or 0.0, stream.warnings)
 
 
 class _Staged(NamedTuple):
