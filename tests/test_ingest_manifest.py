@@ -1,4 +1,4 @@
-"""The ingest manifest reader and the failures file (vecsim.ingest): each format, folder expansion,
+"""The ingest manifest reader and the failures file (vecsim.bulk): each format, folder expansion,
 every bad-row code, Unicode, streaming a large manifest in bounded memory, and appending failures."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from vecsim.errors import MissingDependencyError
-from vecsim.ingest import (
+from vecsim.bulk import (
     BAD_ROW_CODES,
     BadRow,
     FailuresFile,

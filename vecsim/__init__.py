@@ -31,6 +31,7 @@ from .errors import (
 from .adapters import MilvusOptions, QdrantEdgeOptions, QdrantOptions
 from .index import CustomIndex
 from .aio import AsyncCustomIndex
+from .bulk import IngestResult, ingest
 from .remote import AsyncRemoteIndex, AsyncRemoteTask, RemoteIndex, RemoteOptions, RemoteTask
 from .index_config import FlatIndex, HnswIndex, IvfFlatIndex, IvfPqIndex, IvfSq8Index, parse_index_config
 from .schema import (AddManyResult, AddResult, AssetInfo, AssetMatch, AssetPage, AssetSummary, IndexInfo, Match,
@@ -45,8 +46,8 @@ __all__ = [
     "RateLimitedError", "RemoteError", "RemoteIndex", "RemoteOptions", "RemoteTask", "RemoteTimeoutError",
     "ServiceUnavailableError", "TaskInProgressError", "UnsupportedOperationError",
     "CorruptMediaError", "CustomIndex", "DescriptorError", "DescriptorFileNotFoundError", "DescriptorMismatchError", "EmptyMediaError", "FlatIndex", "HnswIndex", "IndexConfigError",
-    "IndexInfo", "InvalidRequestError", "IvfFlatIndex", "IvfPqIndex", "IvfSq8Index", "Match", "MediaError", "MediaFetchError",
+    "IndexInfo", "IngestResult", "InvalidRequestError", "IvfFlatIndex", "IvfPqIndex", "IvfSq8Index", "Match", "MediaError", "MediaFetchError",
     "MediaNotFoundError", "MediaTooLargeError", "MissingDependencyError", "MilvusOptions", "QdrantEdgeOptions", "QdrantOptions", "QueryResult",
     "RemoveResult", "StoreError", "StoreUnavailableError", "TaskExistsError",
-    "TaskNotFoundError", "UnsupportedMediaError", "VecsimError", "check_project", "parse_index_config",
+    "TaskNotFoundError", "UnsupportedMediaError", "VecsimError", "check_project", "ingest", "parse_index_config",
 ]

@@ -1,7 +1,7 @@
 """The failures file of an ingest: one JSON object per line for every row that was not added.
 
 Each line holds ``line`` (the manifest line), ``source``, ``code`` (a stable error code, e.g. a
-:data:`vecsim.ingest.manifest.BAD_ROW_CODES` key), ``message`` and ``time`` (UTC, ISO 8601).
+:data:`vecsim.bulk.manifest.BAD_ROW_CODES` key), ``message`` and ``time`` (UTC, ISO 8601).
 
 The file is append-only: a rerun of the same manifest adds its own lines after those of the
 earlier run. Each record is one ``write`` to a file opened with ``O_APPEND``, so a record is on
@@ -51,7 +51,7 @@ class FailuresFile:
         return record
 
     def write_bad_row(self, row: BadRow) -> dict[str, Any]:
-        """Append a :class:`~vecsim.ingest.manifest.BadRow`."""
+        """Append a :class:`~vecsim.bulk.manifest.BadRow`."""
         return self.write(row.line, row.source, row.code, row.message)
 
     def close(self) -> None:

@@ -1,0 +1,172 @@
+"""An ingest on a Ray cluster (Ray Data; ``pip install 'vecsim[ray]'``).
+
+Two stages over each window of manifest rows:
+
+1. **read** (Ray tasks, CPU): digest each row's media (:func:`.work.fetch`); a row the index
+   holds with the same digest is ``skipped`` here, before anything is decoded. A URL is
+   downloaded here and its bytes travel on; a path travels as the path (the workers must see the
+   files the driver sees: a shared filesystem).
+2. **embed** (an actor pool of ``workers`` actors, one model each, ``gpus_per_worker`` GPUs and
+   ``cpus_per_worker`` CPUs each): decode and embed (:class:`.work.Embedder`). With a server
+   store each actor also writes and commits its assets (:class:`.writer.Committer`); with an
+   embedded file the actors return the vectors and the driver writes them, alone.
+
+Decoding runs in the actor, next to the model, not in the read tasks: a decoded 1 080p frame is
+about 6 MB where a second of compressed video is a few hundred KB, so moving decoded frames
+between processes would cost more than decoding where they are embedded.
+
+Ray restarts an actor that dies and retries its batch; every step is safe to repeat (the writer
+reads the records anew before it writes, and a task_id's uncommitted rows are swept), so a
+retried or rerun row is committed once.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import MissingDependencyError
+from ..index import CustomIndex
+from ..media import MediaOptions
+from .local import Groups
+from .work import Embedded, Embedder, Fetched, Outcome, Task, fetch
+from .writer import Committer
+
+log = logging.getLogger(__name__)
+
+#: Manifest rows per Ray Data execution: the actor pool starts once per window (a model load and
+#: about 2 s of Ray Data's own start-up), so a window is many minutes of work.
+WINDOW_ROWS = 20_000
+#: Rows per read task, and per batch of an embedding actor.
+READ_BATCH = 8
+EMBED_BATCH = 8
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How an actor opens what it needs: the descriptor and media options always; the index
+    itself only where it writes (a server store)."""
+
+    uri: str
+    collection: str
+    project: str
+    descriptor: str
+    media: MediaOptions
+    batch_size: int
+    local: bool
+    store_options: Any
+    writes: bool
+    replace: bool
+    threads: int
+
+
+def _ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError("an ingest on Ray needs ray[data]: pip install 'vecsim[ray]'") from exc
+    return ray
+
+
+def _blobs(batch: dict[str, Any]) -> list[Any]:
+    return [pickle.loads(b) for b in batch["blob"]]
+
+
+def _pack(items: list[Any]) -> dict[str, Any]:
+    import numpy as np
+
+    out = np.empty(len(items), dtype=object)
+    out[:] = [pickle.dumps(i, protocol=pickle.HIGHEST_PROTOCOL) for i in items]
+    return {"blob": out}
+
+
+def _read(batch: dict[str, Any], media: MediaOptions) -> dict[str, Any]:
+    return _pack([fetch(task, media) for task in _blobs(batch)])
+
+
+class _EmbedActor:
+    """One model (and, writing, one index connection) per actor."""
+
+    def __init__(self, recipe: Recipe):
+        import torch
+
+        torch.set_num_threads(recipe.threads)
+        self.recipe = recipe
+        self.index = None
+        if recipe.writes:
+            self.index = CustomIndex(recipe.uri, collection=recipe.collection, project=recipe.project,
+                                     descriptor=recipe.descriptor, media=recipe.media, batch_size=recipe.batch_size,
+                                     store_options=recipe.store_options, progress=False)
+            self.committer = Committer(self.index, recipe.replace)
+        descriptor = self.index.descriptor if self.index is not None else recipe.descriptor
+        self.embedder = Embedder(descriptor, recipe.media, recipe.local, recipe.batch_size)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        out: list[Any] = []
+        embedded: list[Embedded] = []
+        for item in _blobs(batch):
+            if isinstance(item, Fetched):
+                item = self.embedder.embed(item)
+            (embedded if isinstance(item, Embedded) else out).append(item)
+        if self.recipe.writes and embedded:
+            out += self.committer.write(embedded)
+        else:
+            out += embedded
+        return _pack(out)
+
+
+def _windows(chunks: Iterable[list[Task]], size: int) -> Iterable[list[Task]]:
+    window: list[Task] = []
+    for tasks in chunks:
+        window += tasks
+        if len(window) >= size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def run_on_ray(chunks: Iterable[list[Task]], index: CustomIndex, tally, replace: bool, *, address: str,
+               workers: int, cpus_per_worker: float, gpus_per_worker: float, driver_writes: bool) -> None:
+    ray = _ray()
+    started_here = False
+    if not ray.is_initialized():
+        if address == "local":
+            ray.init(num_cpus=int(max(1, round(workers * cpus_per_worker))) + 1, include_dashboard=False,
+                     log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+        started_here = True
+    ray.data.DataContext.get_current().enable_progress_bars = False  # ours is the driver's bar
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    recipe = Recipe(uri=index.uri, collection=index._store.collection, project=index.project,
+                    descriptor=index.descriptor.name, media=index.media_options, batch_size=index.batch_size,
+                    local=index._stores_local, store_options=getattr(index._store, "options", None),
+                    writes=not driver_writes, replace=replace, threads=max(1, int(cpus_per_worker)))
+    groups = Groups(Committer(index, replace), tally) if driver_writes else None
+    try:
+        for window in _windows(chunks, WINDOW_ROWS):
+            ds = ray.data.from_items([{"blob": pickle.dumps(t)} for t in window],
+                                     override_num_blocks=max(1, len(window) // READ_BATCH))
+            ds = ds.map_batches(_read, fn_kwargs={"media": index.media_options}, batch_size=READ_BATCH,
+                                batch_format="numpy", num_cpus=0.25)
+            ds = ds.map_batches(_EmbedActor, fn_constructor_kwargs={"recipe": recipe}, batch_size=EMBED_BATCH,
+                                batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
+                                num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None)
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                for item in _blobs(batch):
+                    if isinstance(item, Outcome):
+                        tally.outcome(item)
+                    elif groups is not None:
+                        groups.add(item)
+            if groups is not None:
+                groups.flush()
+    finally:
+        if groups is not None:
+            groups.flush()
+        if started_here:
+            ray.shutdown()
