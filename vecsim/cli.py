@@ -165,6 +165,47 @@ def add(
 
 
 @app.command()
+def ingest(
+    manifest: Annotated[Path, typer.Argument(help="CSV, JSON lines or Parquet: one row per asset with source "
+                                                  "(path, folder or URL), optional task_id and metadata.")],
+    index: Annotated[Optional[str], typer.Option("--index", help="Index URI (as the global --index).")] = None,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", help="Run on Ray: 'local' starts a cluster on this machine, 'auto' joins the running one, or "
+                      "ray://HOST:10001. Without it the job runs in this process.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Embedding actors on Ray (one model each).")] = 1,
+    cpus_per_worker: Annotated[float, typer.Option(min=0.1, help="CPUs (and torch threads) per actor.")] = 1.0,
+    gpus_per_worker: Annotated[float, typer.Option(min=0.0, help="GPUs per actor (0: embed on CPU).")] = 0.0,
+    replace: Annotated[bool, typer.Option("--replace", help="Re-index a task_id whose content changed "
+                                                            "(without it, such a row fails with task_exists).")] = False,
+    failures: Annotated[Optional[Path], typer.Option(
+        help="JSON lines file of the rows that failed (default: MANIFEST.failures.jsonl; appended to).")] = None,
+    index_type: Annotated[Optional[str], typer.Option(help=f"{INDEX_TYPE_HELP} (used when the collection is created).")] = None,
+    index_param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE index parameter, repeatable.")] = None,
+    dedupe: Annotated[Optional[int], typer.Option(min=0, max=MAX_DEDUPE_DISTANCE, help="Merge consecutive video frames within this many PDQ bits.")] = None,
+) -> None:
+    """Add every asset of a manifest, resumably (docs/ingest.md): a rerun skips what is in the index
+    with the same content. Prints a JSON summary; exit code 3 when some rows failed (see the
+    failures file), 0 when none did."""
+    from .bulk import ingest as run_ingest
+    from .remote import is_service_uri
+
+    if index is not None:
+        state.index = index
+    if is_service_uri(state.index, state.api_key):
+        raise InvalidRequestError("vecsim ingest writes to the vector store itself (a Milvus or Qdrant URI), not "
+                                  "through a vecsim service")
+    with _open(index_type, index_param, dedupe) as idx:
+        result = run_ingest(manifest, idx, ray=ray, workers=workers, cpus_per_worker=cpus_per_worker,
+                            gpus_per_worker=gpus_per_worker, replace=replace, failures=failures)
+    typer.echo(f"vecsim: {result.summary()}", err=True)
+    _emit({"added": result.added, "replaced": result.replaced, "skipped": result.skipped, "failed": result.failed,
+           "frames": result.frames, "seconds": round(result.seconds, 3), "assets_per_s": round(result.assets_per_s, 3),
+           "frames_per_s": round(result.frames_per_s, 3), "failures": result.failures, "failed_by_code": result.by_code})
+    if result.failed:
+        raise typer.Exit(3)
+
+
+@app.command()
 def query(
     paths: Annotated[list[str], typer.Argument(help="Query image / video files or folders.")],
     top_k: Annotated[int, typer.Option(min=1, help="At most this many assets per query.")] = 5,
