@@ -274,7 +274,7 @@ def _engine_index(engine: str, index: str) -> tuple[str, str]:
         raise InvalidRequestError(f"unknown index type {index!r}; choose one of {', '.join(INDEX_TYPES)}")
     table = QDRANT if e == "qdrant" else MILVUS
     if name not in table:
-        raise InvalidRequestError(f"{e} does not build {name} (or it was not measured); on {e} choose one of "
+        raise InvalidRequestError(f"{e} does not build {name}; on {e} choose one of "
                                   f"{', '.join(table)} (docs/index-configs.md)")
     return e, name
 
