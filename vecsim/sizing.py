@@ -48,11 +48,8 @@ QDRANT: dict[str, RowCost] = {
     "HNSW_PQ": RowCost(ram=2_061 - 1_024 + 64, disk=1_793 + 2_557 - 2_474, measured=False,
                        source="bench scale HNSW at 1 M, 64-byte codes in RAM; disk difference measured"),
 }
-#: Milvus server: computed. Its memory holds the loaded index plus every scalar field (Milvus loads
-#: a collection's fields into memory): the index's bytes per vector (docs/index-configs.md, "The
-#: types") plus MILVUS_SCALAR_BYTES. Disk (object storage): the raw rows as Milvus Lite writes them
-#: (measured) plus the index file (the index's bytes per vector).
-#: task_id, generation, project, pdq hex, frame, timestamp, span_end, primary key: as stored.
+#: Estimated from the schema, not measured: task_id, generation, project, pdq (64 hex chars),
+#: frame, timestamp, span_end and the primary key, about 200 bytes a row as Milvus holds them.
 MILVUS_SCALAR_BYTES = 200
 #: Milvus Lite's disk per frame row with keypoints, 9,281 B (scripts/measure_sizing.py store,
 #: milvus-lite:FLAT, 5 k -> 15 k rows), less the keypoints (KEYPOINT_DISK_BYTES): the raw row.
@@ -60,6 +57,10 @@ MILVUS_RAW_ROW_DISK = 9_281 - 7_181
 #: Bytes per vector of each index (docs/index-configs.md, "The types"; graph links 2·M·4 = 128 B).
 MILVUS_INDEX_BYTES = {"FLAT": 1024, "IVF_FLAT": 1024, "IVF_SQ8": 256, "IVF_PQ": 64, "HNSW": 1024 + 128,
                       "HNSW_SQ8": 256 + 128, "HNSW_PQ": 64 + 128}
+#: Milvus server: computed. Its memory holds the loaded index plus every scalar field (Milvus loads
+#: a collection's fields into memory): the index's bytes per vector (docs/index-configs.md, "The
+#: types") plus MILVUS_SCALAR_BYTES. Disk (object storage): the raw rows as Milvus Lite writes them
+#: (measured) plus the index file (the index's bytes per vector).
 MILVUS: dict[str, RowCost] = {
     name: RowCost(ram=b + MILVUS_SCALAR_BYTES, disk=MILVUS_RAW_ROW_DISK + b, measured=False,
                   source="index bytes per vector + scalar fields; raw rows as Milvus Lite writes them")
