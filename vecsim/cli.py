@@ -311,6 +311,62 @@ def demo() -> None:
     run_demo(state.index)
 
 
+@app.command()
+def size(
+    images: Annotated[int, typer.Option(min=0, help="Images to index (one frame each).")] = 0,
+    video_hours: Annotated[float, typer.Option(min=0.0, help="Hours of video to index.")] = 0.0,
+    fps: Annotated[Optional[float], typer.Option(min=0.01, max=60.0, help="Video frames sampled per second "
+                                                 "(default: the global --fps, 1.0).")] = None,
+    keep: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of sampled video frames kept after "
+                                        "--dedupe merges still stretches (1.0: no dedupe).")] = 1.0,
+    videos: Annotated[Optional[int], typer.Option(min=0, help="Number of video files (asset records; "
+                                                  "default: one per 10 minutes of video).")] = None,
+    engine: Annotated[str, typer.Option(help="qdrant (Qdrant Edge or a Qdrant server) or milvus (a Milvus server).")] = "qdrant",
+    index_type: Annotated[Optional[str], typer.Option(help=f"{INDEX_TYPE_HELP} (default: the one docs/sizing.md "
+                                                      "recommends for the size).")] = None,
+    local_features: Annotated[bool, typer.Option(help="Frames keep their keypoints (the default of add).")] = True,
+    workers: Annotated[int, typer.Option(min=1, help="Ingest workers.")] = 1,
+    cores_per_worker: Annotated[int, typer.Option(min=1, help="CPU cores per ingest worker.")] = 16,
+    replicas: Annotated[int, typer.Option(min=1, help="Copies of each shard (query throughput, availability).")] = 1,
+    node_ram_gib: Annotated[float, typer.Option(min=1.0, help="RAM of one index node.")] = 64.0,
+    node_cores: Annotated[int, typer.Option(min=1, help="CPU cores of one index node.")] = 16,
+    node_disk_gib: Annotated[float, typer.Option(min=1.0, help="Disk of one index node.")] = 1024.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the estimate as one JSON object.")] = False,
+) -> None:
+    """Estimate frames, memory, disk, nodes, query throughput and ingest time (docs/sizing.md)."""
+    from .sizing import Node, estimate, frames_for, recommend
+
+    if not images and not video_hours:
+        raise InvalidRequestError("nothing to size: give --images N and/or --video-hours H")
+    frames = frames_for(images, video_hours, fps if fps is not None else state.fps, keep)
+    assets = images + (videos if videos is not None else math.ceil(video_hours * 6))
+    chosen = index_type or recommend(frames, engine)
+    est = estimate(frames, assets, engine, chosen, keypoints=local_features, workers=workers,
+                   cores_per_worker=cores_per_worker, video_hours=video_hours, replicas=replicas,
+                   node=Node(ram_gib=node_ram_gib, cores=node_cores, disk_gib=node_disk_gib))
+    if as_json:
+        _emit(est.to_dict())
+        return
+    gib = 1024**3
+    lines = [
+        f"frames          {est.frames:,} in {est.assets:,} assets",
+        f"index           {est.engine} {est.index}{'' if index_type else ' (recommended)'}, "
+        f"keypoints {'kept' if est.keypoints else 'not kept'}",
+        f"memory          {est.ram_bytes / gib:,.1f} GiB",
+        f"disk            {est.disk_bytes / gib:,.1f} GiB",
+        f"nodes           {est.nodes} ({est.shards} shard(s) x {est.replicas} replica(s); "
+        f"{node_ram_gib:g} GiB RAM, {node_cores} cores, {node_disk_gib:g} GiB disk each)",
+        f"search          {est.search_ms:,.1f} ms per image query, {est.queries_per_s:,.0f} queries/s (searches only)",
+        f"ingest          {est.ingest_hours:,.1f} h on {est.workers} x {est.cores_per_worker} cores "
+        f"({est.ingest_core_hours:,.1f} core-hours)",
+    ]
+    if est.extrapolated:
+        lines.append("note            past 1 M frames a shard: search figures are extrapolated, not measured")
+    if not est.measured_row_cost:
+        lines.append(f"note            {est.engine} {est.index}: bytes per row computed, not measured (docs/sizing.md)")
+    typer.echo("\n".join(lines))
+
+
 @bench_app.command("images")
 def bench_images(
     folder: Annotated[Path, typer.Argument(help="Folder of photos: references, non-matching photos, distractors.")],
