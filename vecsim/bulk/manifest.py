@@ -341,7 +341,7 @@ def _pyarrow_parquet():
         import pyarrow.parquet as pq
     except ImportError as exc:
         raise MissingDependencyError(
-            f"a Parquet manifest needs pyarrow ({exc}): pip install pyarrow, or write the manifest as CSV "
+            f"a Parquet manifest needs pyarrow ({exc}): pip install pyarrow (or 'vecsim[ray]'), or write the manifest as CSV "
             "or JSON lines"
         ) from exc
     return pq

@@ -23,6 +23,7 @@ retried or rerun row is committed once.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,9 +41,16 @@ log = logging.getLogger(__name__)
 #: Manifest rows per Ray Data execution: the actor pool starts once per window (a model load and
 #: about 2 s of Ray Data's own start-up), so a window is many minutes of work.
 WINDOW_ROWS = 20_000
-#: Rows per read task, and per batch of an embedding actor.
-READ_BATCH = 8
-EMBED_BATCH = 8
+#: Rows per batch of a read task and of an embedding actor, at most (:func:`_batch_rows`). An
+#: actor commits a batch in one write: on a Milvus 2.3.5 server a write of one asset costs about
+#: 210 ms (its record lookup, insert and upsert each wait for the server), of 16 assets 24 ms per
+#: asset, of 256 assets 2 ms (scripts/bench_write_path.py), so batches are as large as the
+#: spreading over actors allows.
+EMBED_BATCH = 32
+#: Read tasks at once. They reserve no CPU: they hash files and download URLs (I/O, a few ms of CPU
+#: per asset), and a cluster whose CPUs the embedding actors hold all of (2 workers on 2 cores)
+#: would otherwise never schedule one.
+READ_TASKS = 2
 
 
 @dataclass(frozen=True)
@@ -88,13 +96,26 @@ def _read(batch: dict[str, Any], media: MediaOptions) -> dict[str, Any]:
     return _pack([fetch(task, media) for task in _blobs(batch)])
 
 
+def _limit_threads(threads: int) -> None:
+    """Hold an actor to the CPUs it reserved: torch (now, and when the descriptor loads its model:
+    ``VECSIM_THREADS``) and OpenCV's pool (the keypoints). Without this, each actor on a two-core
+    node ran two torch threads; two actors then ran at half the speed of one (measured)."""
+    import torch
+
+    os.environ["VECSIM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+    try:
+        import cv2
+    except ImportError:  # no keypoints without OpenCV: nothing to limit
+        return
+    cv2.setNumThreads(threads)
+
+
 class _EmbedActor:
     """One model (and, writing, one index connection) per actor."""
 
     def __init__(self, recipe: Recipe):
-        import torch
-
-        torch.set_num_threads(recipe.threads)
+        _limit_threads(recipe.threads)
         self.recipe = recipe
         self.index = None
         if recipe.writes:
@@ -117,6 +138,12 @@ class _EmbedActor:
         else:
             out += embedded
         return _pack(out)
+
+
+def _batch_rows(rows: int, workers: int) -> int:
+    """Rows per batch: up to :data:`EMBED_BATCH`, but at least four batches per actor, so that a
+    window of a few long videos is spread over every actor rather than handed to one."""
+    return max(1, min(EMBED_BATCH, rows // (4 * workers)))
 
 
 def _windows(chunks: Iterable[list[Task]], size: int) -> Iterable[list[Task]]:
@@ -150,11 +177,12 @@ def run_on_ray(chunks: Iterable[list[Task]], index: CustomIndex, tally, replace:
     groups = Groups(Committer(index, replace), tally) if driver_writes else None
     try:
         for window in _windows(chunks, WINDOW_ROWS):
+            per_batch = _batch_rows(len(window), workers)
             ds = ray.data.from_items([{"blob": pickle.dumps(t)} for t in window],
-                                     override_num_blocks=max(1, len(window) // READ_BATCH))
-            ds = ds.map_batches(_read, fn_kwargs={"media": index.media_options}, batch_size=READ_BATCH,
-                                batch_format="numpy", num_cpus=0.25)
-            ds = ds.map_batches(_EmbedActor, fn_constructor_kwargs={"recipe": recipe}, batch_size=EMBED_BATCH,
+                                     override_num_blocks=max(1, len(window) // per_batch))
+            ds = ds.map_batches(_read, fn_kwargs={"media": index.media_options}, batch_size=per_batch,
+                                batch_format="numpy", num_cpus=0, concurrency=READ_TASKS)
+            ds = ds.map_batches(_EmbedActor, fn_constructor_kwargs={"recipe": recipe}, batch_size=per_batch,
                                 batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
                                 num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None)
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
