@@ -51,7 +51,7 @@ __all__ = [
     "ALPHA_BACKGROUND", "DEFAULT_FPS", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_DURATION", "DEFAULT_MAX_PIXELS",
     "FRAME_MAX_SIDE", "IMAGE_EXTENSIONS", "IMAGE_FORMATS", "MEDIA_EXTENSIONS", "URL_DEADLINE_S", "URL_TIMEOUT_S",
     "VIDEO_EXTENSIONS", "Frame", "MediaInput", "MediaOptions", "MediaStream", "Sampler", "decode_image",
-    "describe", "download", "expand_sources", "files_under", "is_url", "open_downloaded", "open_media", "to_rgb",
+    "describe", "download", "expand_sources", "files_under", "is_url", "open_media", "to_rgb",
 ]
 
 
@@ -90,12 +90,7 @@ def decode_image(media: MediaInput, options: MediaOptions | None = None, **overr
 
 def _open_url(url: str, options: MediaOptions) -> MediaStream:
     """Fetch a URL into a temporary file and open that; the file is deleted once the frames are read."""
-    return open_downloaded(url, download(url, policy=options.url_policy), options)
-
-
-def open_downloaded(url: str, tmp: str, options: MediaOptions) -> MediaStream:
-    """Open ``tmp``, the file :func:`download` fetched ``url`` into, as the media of ``url``
-    (errors name the URL); ``tmp`` is deleted once the frames are read, or at once on failure."""
+    tmp = download(url, policy=options.url_policy)
     try:
         inner = open_media(tmp, options)
     except MediaError as exc:
