@@ -7,11 +7,12 @@ benchmark's cached query vectors are made exactly as ``query`` makes them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
 
+from . import timing
 from .descriptors import Descriptor
 from .descriptors import local as local_desc
 from .descriptors.pdq import pdq_hashes
@@ -31,11 +32,27 @@ def embed_variants(descriptor: Descriptor, images: list[Image.Image], rotations:
     return [vectors[i * n : (i + 1) * n] for i in range(1 + len(QUARTER_TURNS))]
 
 
-def embed_frames(descriptor: Descriptor, images: list[Image.Image], local: bool) -> tuple[np.ndarray, list[str], list[bytes]]:
-    """What ``add`` stores of a batch of frames: the descriptor's vectors, the PDQ hashes and (with
-    ``local``, where the collection keeps them) the packed local features, else ``b""`` each."""
-    features = [local_desc.extract(im) for im in images] if local else [b""] * len(images)
-    return descriptor.embed(images), pdq_hashes(images), features
+class FrameData(NamedTuple):
+    """One sampled frame as ``add`` stores it: its second, vector, PDQ hash, packed local features."""
+
+    timestamp: float
+    vector: np.ndarray
+    pdq: str
+    local: bytes = b""
+
+
+def embed_stream(descriptor: Descriptor, frames: Iterable[Any], batch_size: int, local: bool) -> Iterator[FrameData]:
+    """What ``add`` stores of decoded frames (``Frame``: ``image``, ``timestamp``), in batches of
+    ``batch_size``: the descriptor's vector, the PDQ hash and (with ``local``, where the collection
+    keeps them) the packed local features, else ``b""``. Lazy: memory holds one batch, so it does
+    not grow with a video's length. Decoding and embedding are timed as the ``decode`` and
+    ``embed`` stages (:mod:`vecsim.timing`)."""
+    for batch in timing.timed_iter(batched(frames, batch_size), "decode"):
+        images = [f.image for f in batch]
+        with timing.stage("embed"):
+            features = [local_desc.extract(im) for im in images] if local else [b""] * len(images)
+            vectors, hashes = descriptor.embed(images), pdq_hashes(images)
+        yield from (FrameData(f.timestamp, v, h, b) for f, v, h, b in zip(batch, vectors, hashes, features))
 
 
 def batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:

@@ -23,7 +23,7 @@ from .descriptors import Descriptor, load_descriptor
 from .descriptors import local as local_desc
 from .descriptors.local import FORMAT as LOCAL_FORMAT
 from .descriptors.pdq import hamming, pdq_dihedral_hashes
-from .embedding import QUARTER_TURNS, batched, embed_frames, embed_variants  # noqa: F401  (QUARTER_TURNS: re-exported)
+from .embedding import QUARTER_TURNS, FrameData, batched, embed_stream, embed_variants  # noqa: F401  (QUARTER_TURNS: re-exported)
 from .env import DEFAULT_URI, default_uri, env_store_options  # noqa: F401 (DEFAULT_URI: re-export)
 from .errors import (
     DescriptorMismatchError,
@@ -35,7 +35,7 @@ from .errors import (
     TaskNotFoundError,
 )
 from .index_config import IndexConfig, parse_index_config
-from .media import Frame, MediaInput, MediaOptions, MediaStream, describe, expand_sources, open_media
+from .media import MediaInput, MediaOptions, MediaStream, describe, expand_sources, open_media
 from .schema import (
     AddFailure,
     AddManyResult,
@@ -301,14 +301,6 @@ class CustomIndex:
     def _open(self, media: MediaInput) -> MediaStream:
         return open_media(media, self.media_options)
 
-    def _embedded_batches(self, stream: MediaStream) -> Iterator[tuple[list[Frame], np.ndarray, list[str], list[bytes]]]:
-        """Decode, embed, hash and (where the collection keeps them) extract the local features of
-        a stream batch by batch: memory does not grow with its length."""
-        for batch in timing.timed_iter(batched(stream.frames, self.batch_size), "decode"):
-            with timing.stage("embed"):
-                embedded = embed_frames(self.descriptor, [f.image for f in batch], self._stores_local)
-            yield batch, *embedded
-
     # --- add -----------------------------------------------------------------------------------
 
     def add(
@@ -350,9 +342,7 @@ class CustomIndex:
                existing: AssetRecord | None, *, sweep: bool) -> _Staged:
         """Decode, embed and write the frame rows of one asset under a new generation: all of it
         or (on any failure) none of it. Nothing is visible until its record is committed."""
-        frames = (FrameData(f.timestamp, v, p, b)
-                  for batch, vectors, hashes, local in self._embedded_batches(stream)
-                  for f, v, p, b in zip(batch, vectors, hashes, local))
+        frames = embed_stream(self.descriptor, stream.frames, self.batch_size, self._stores_local)
         return self._stage_frames(task_id, frames, lambda: _media_facts(stream), metadata, existing, sweep=sweep)
 
     def _stage_frames(self, task_id: str, frames: Iterable[FrameData], facts: Callable[[], MediaFacts],
@@ -592,15 +582,6 @@ class CustomIndex:
 #: A bulk load commits its assets in groups of this many (or older than ``COMMIT_GROUP_SECONDS``).
 COMMIT_GROUP_ASSETS = 64
 COMMIT_GROUP_SECONDS = 5.0
-
-
-class FrameData(NamedTuple):
-    """One sampled frame as ``add`` stores it: its second, vector, PDQ hash, packed local features."""
-
-    timestamp: float
-    vector: np.ndarray
-    pdq: str
-    local: bytes = b""
 
 
 class MediaFacts(NamedTuple):

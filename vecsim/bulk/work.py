@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..descriptors import Descriptor, load_descriptor
-from ..embedding import batched, embed_frames
+from ..embedding import FrameData, embed_stream
 from ..errors import MediaError, error_code
-from ..index import FrameData, MediaFacts
+from ..index import MediaFacts
 from ..media import MediaOptions, download, is_url, open_media
 
 #: Bytes read at a time while digesting a file.
@@ -121,10 +121,7 @@ class Embedder:
         task = item.task
         try:
             stream = open_media(item.media, self.media)
-            frames: list[FrameData] = []
-            for batch in batched(stream.frames, self.batch_size):
-                vectors, hashes, local = embed_frames(self.descriptor, [f.image for f in batch], self.local)
-                frames += [FrameData(f.timestamp, v, p, b) for f, v, p, b in zip(batch, vectors, hashes, local)]
+            frames = list(embed_stream(self.descriptor, stream.frames, self.batch_size, self.local))
         except Exception as exc:  # noqa: BLE001 - reported per row
             return failed(task, _named(exc, task))
         facts = MediaFacts(stream.media_type, task.source, stream.duration or 0.0, list(stream.warnings))
