@@ -105,12 +105,14 @@ def test_csv_line_numbers_header_order_bom_blank_lines_and_multiline_cells(media
         ManifestRow(4, str(photo), "x2", {"b": 2}),
         ManifestRow(7, str(photo), None, {}),  # fewer cells than columns: the rest are empty
     ]
+    assert Manifest(path).count_records() == 3  # the blank line is no record, the three-line cell one
 
 
 def test_csv_with_only_a_source_column(media):
     path = write_csv(media / "only.csv", ["source"], [["shots/b.png"], ["shots"]])
     rows = list(read_manifest(path))
     assert [r.line for r in rows] == [2, 3, 3, 3, 3]
+    assert Manifest(path).count_records() == 2
     assert all(r.task_id is None and r.metadata == {} for r in rows)
 
 
@@ -129,6 +131,7 @@ def test_jsonl_rows(media):
         ManifestRow(3, str(photo), None, {}),
         ManifestRow(4, "http://example.com/v.mp4", None, {}),
     ]
+    assert Manifest(path).count_records() == 3
     assert detect_format(media / "x.NDJSON") == "jsonl"
 
 
@@ -151,6 +154,7 @@ def test_parquet_rows(media):
     assert [Path(r.source).name for r in folder] == ["b.png", "a.JPG", "z.gif", "猫 café.png"]
     assert all(r.metadata == {"from": "folder"} for r in folder)
     assert items[-1].code == "duplicate_task_id" and items[-1].line == 4
+    assert Manifest(path).count_records() == 4  # from the footer: records, before the folder expands
 
 
 def test_parquet_columns_must_be_strings(media):
@@ -422,3 +426,24 @@ def test_failures_of_a_whole_manifest(media, tmp_path):
     assert [(r["line"], r["code"]) for r in read_failures(out)] == [(2, "not_found"), (4, "task_id_on_folder"),
                                                                      (5, "duplicate_task_id")]
     assert list(read_failures(out)) == bad
+
+
+def test_the_progress_total_grows_to_every_row_of_an_expanded_folder(media, tmp_path):
+    """The bar starts from the records (counted without checking them) and each folder adds its
+    other files when it is read, so it ends at exactly the rows the job handles."""
+    from types import SimpleNamespace
+
+    from vecsim.bulk.job import IngestResult, Tally, chunks
+
+    path = write_csv(media / "progress.csv", ["source"], [["shots/b.png"], ["shots"], ["missing.png"], ["shots"]])
+    manifest = Manifest(path)
+    with FailuresFile(tmp_path / "f.jsonl") as failures:
+        tally = Tally(failures, manifest.count_records(), True, IngestResult(failures=str(failures.path)))
+        assert tally.bar.total == 4
+        holds_nothing = SimpleNamespace(_store=SimpleNamespace(assets=lambda ids: {}))  # no task_id indexed yet
+        tasks = [t for chunk in chunks(manifest, holds_nothing, tally, size=2) for t in chunk]
+        tally.close()
+    rows = list(manifest)
+    assert len(rows) == 1 + 4 + 1 + 4 and tally.bar.total == len(rows)
+    # b.png is named by the first row and again by each folder row: derived ids twice are bad rows
+    assert len(tasks) == 4 and tally.result.by_code == {"not_found": 1, "duplicate_task_id": 5}

@@ -93,6 +93,10 @@ class Tally:
         self.bar = tqdm(total=total, desc="ingest", unit="asset", disable=not show, file=sys.stderr)
         self.started = time.monotonic()
 
+    def one_more(self) -> None:
+        self.bar.total += 1
+        self.bar.refresh()
+
     def bad_row(self, row: BadRow) -> None:
         self.failures.write_bad_row(row)
         self._count_failed(row.code)
@@ -133,7 +137,11 @@ def chunks(manifest: Manifest, index: CustomIndex, tally: Tally, size: int = CHU
     task_id and the digest the index holds for it now; bad rows go to ``tally``."""
     derived: set[str] = set()  # a derived id given twice = the same source twice
     pending: list[Any] = []
+    last_line = None
     for item in manifest:
+        if item.line == last_line:
+            tally.one_more()  # a folder's second file, third, ...: the total counted its row once
+        last_line = item.line
         if isinstance(item, BadRow):
             tally.bad_row(item)
             continue
@@ -198,7 +206,7 @@ def ingest(
     owned = not isinstance(index, CustomIndex)
     idx = CustomIndex(index, **index_options) if owned else index
     try:
-        total = sum(1 for _ in man)
+        total = man.count_records()  # a folder row adds its other files to the bar when it is read
         result = IngestResult(failures=str(failures_path), mode="ray" if ray else "local", workers=workers)
         with FailuresFile(failures_path) as ff:
             tally = Tally(ff, total, progress if progress is not None else idx.progress, result)
