@@ -115,3 +115,28 @@ def test_a_failed_index_build_after_a_bulk_load_keeps_every_asset(tmp_path, phot
         result = index.add_many([photos["coffee"], photos["rocket"]])
         assert len(result.added) == 2 and not result.failed and index.count() == 2
         assert "ran out of disk" in caplog.text and "searches stay right" in caplog.text
+
+
+def test_an_ingest_group_that_fails_to_commit_fails_only_the_bad_asset(tmp_path, photos):
+    """``vecsim ingest`` commits through the same group commit as ``add_many``: one insert and one
+    commit for the group, then each asset alone where that fails."""
+    import json
+
+    from vecsim import ingest
+    from vecsim.bulk import derived_task_id, read_failures
+
+    names = sorted(photos)[:3]
+    for n in names:
+        photos[n].convert("RGB").save(tmp_path / f"{n}.jpg", quality=90)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"source": f"{n}.jpg"}) + "\n" for n in names))
+    bad = derived_task_id(str(tmp_path / f"{names[1]}.jpg"))
+    index, spy = _spied(tmp_path, refuse=bad)
+    with index:
+        result = ingest(manifest, index, failures=tmp_path / "failures.jsonl")
+        assert (result.added, result.failed, result.frames) == (2, 1, 2)
+        assert spy.calls == [("commit_assets", 3), ("commit_asset", 1), ("commit_asset", 1), ("commit_asset", 1),
+                             ("build_index", 0)]
+        [failure] = read_failures(tmp_path / "failures.jsonl")
+        assert failure["source"].endswith(f"{names[1]}.jpg") and f"cannot commit {bad}" in failure["message"]
+        assert index.count() == 2 and index.store.count() == (2, 2)  # the refused asset's row is deleted

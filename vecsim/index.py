@@ -381,6 +381,31 @@ class CustomIndex:
         except Exception:
             pass
 
+    def _commit_staged(self, staged: Sequence[_Staged], rows: Sequence[list[FrameRow]] | None = None
+                       ) -> tuple[list[tuple[int, AddResult]], list[tuple[int, Exception]]]:
+        """Commit staged assets in one store write: their records in one commit (after their frame
+        rows in one insert, where ``rows`` holds each asset's rows, not written yet). Where that
+        fails, each asset on its own, so that one bad asset fails only itself (its rows deleted).
+        Returns the committed ones and the failed ones, by position in ``staged``."""
+        store = self._store
+        try:
+            if rows is not None:
+                store.insert_frames([r for asset_rows in rows for r in asset_rows])
+            store.commit_assets([st.record for st in staged])
+            done, failed = list(range(len(staged))), []
+        except Exception:  # noqa: BLE001 - retried one by one below
+            done, failed = [], []
+            for i, st in enumerate(staged):
+                try:
+                    if rows is not None:
+                        store.insert_frames(rows[i])
+                    store.commit_asset(st.record)
+                    done.append(i)
+                except Exception as exc:  # noqa: BLE001 - reported per asset
+                    self._abandon(st.record.task_id, st.existing)
+                    failed.append((i, exc))
+        return [(i, self._committed(staged[i])) for i in done], failed
+
     def _committed(self, staged: _Staged) -> AddResult:
         """After the commit: a replace deletes the old generation's rows; the result."""
         record = staged.record
@@ -623,25 +648,14 @@ class _CommitGroup:
         return []
 
     def commit(self, failed: list[AddFailure]) -> list[tuple[int, AddResult]]:
-        """Commit every pending asset; where the group write fails, each one on its own, so that
-        one bad record fails only its asset (reported in ``failed``, its rows deleted)."""
+        """Commit every pending asset (:meth:`CustomIndex._commit_staged`); an asset that fails is
+        reported in ``failed``."""
         pending, self.pending = self.pending, []
         if not pending:
             return []
-        store = self.index._store
-        try:
-            store.commit_assets([staged.record for _, _, staged in pending])
-            done = pending
-        except Exception:
-            done = []
-            for entry in pending:
-                try:
-                    store.commit_asset(entry[2].record)
-                    done.append(entry)
-                except Exception as exc:  # noqa: BLE001 - reported per asset
-                    self.index._abandon(entry[2].record.task_id, entry[2].existing)
-                    failed.append(failure_of(entry[1], exc))
-        return [(n, self.index._committed(staged)) for n, _, staged in done]
+        done, bad = self.index._commit_staged([staged for _, _, staged in pending])
+        failed += [failure_of(pending[i][1], exc) for i, exc in bad]
+        return [(pending[i][0], result) for i, result in done]
 
 
 class _RowWriter:

@@ -70,27 +70,12 @@ class Committer:
         return outcomes
 
     def _commit(self, staged: list[tuple[Embedded, _Staged, list[FrameRow]]]) -> list[Outcome]:
-        """All the rows in one insert and all the records in one commit; where that fails, each
-        asset on its own, so that one bad asset fails only itself."""
-        store = self.index._store
-        try:
-            store.insert_frames([r for _, _, rows in staged for r in rows])
-            store.commit_assets([st.record for _, st, _ in staged])
-            done = staged
-            out: list[Outcome] = []
-        except Exception:  # noqa: BLE001 - retried one by one below
-            done, out = [], []
-            for entry in staged:
-                e, st, rows = entry
-                try:
-                    store.insert_frames(rows)
-                    store.commit_asset(st.record)
-                    done.append(entry)
-                except Exception as exc:  # noqa: BLE001 - reported per row
-                    self.index._abandon(e.task.task_id, st.existing)
-                    out.append(failed(e.task, exc))
-        for e, st, _ in done:
-            result = self.index._committed(st)
-            out.append(Outcome(e.task.line, e.task.source, e.task.task_id,
-                               "replaced" if result.replaced else "added", result.stored_frames, result.frames))
+        """All the rows in one insert and all the records in one commit (``add_many``'s group
+        commit, :meth:`CustomIndex._commit_staged`); an asset that fails fails only itself."""
+        done, bad = self.index._commit_staged([st for _, st, _ in staged], [rows for _, _, rows in staged])
+        out = [failed(staged[i][0].task, exc) for i, exc in bad]
+        for i, result in done:
+            task = staged[i][0].task
+            out.append(Outcome(task.line, task.source, task.task_id, "replaced" if result.replaced else "added",
+                               result.stored_frames, result.frames))
         return out
