@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,9 @@ EMBED_BATCH = 32
 #: per asset), and a cluster whose CPUs the embedding actors hold all of (2 workers on 2 cores)
 #: would otherwise never schedule one.
 READ_TASKS = 2
+#: Batches an embedding actor holds at once (each on a thread of its own): one embedding while
+#: the one before it is written (:class:`_EmbedActor`).
+CALLS_PER_ACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -112,11 +116,16 @@ def _limit_threads(threads: int) -> None:
 
 
 class _EmbedActor:
-    """One model (and, writing, one index connection) per actor."""
+    """One model (and, writing, one index connection) per actor.
+
+    Ray Data hands it :data:`CALLS_PER_ACTOR` batches at once, each on its own thread; a lock per
+    stage keeps one batch embedding and one writing at a time, so a batch's write to the server
+    (mostly waiting for it) overlaps the next batch's embedding instead of idling the CPU."""
 
     def __init__(self, recipe: Recipe):
         _limit_threads(recipe.threads)
         self.recipe = recipe
+        self.embedding, self.writing = threading.Lock(), threading.Lock()
         self.index = None
         if recipe.writes:
             self.index = CustomIndex(recipe.uri, collection=recipe.collection, project=recipe.project,
@@ -129,12 +138,14 @@ class _EmbedActor:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         out: list[Any] = []
         embedded: list[Embedded] = []
-        for item in _blobs(batch):
-            if isinstance(item, Fetched):
-                item = self.embedder.embed(item)
-            (embedded if isinstance(item, Embedded) else out).append(item)
+        with self.embedding:
+            for item in _blobs(batch):
+                if isinstance(item, Fetched):
+                    item = self.embedder.embed(item)
+                (embedded if isinstance(item, Embedded) else out).append(item)
         if self.recipe.writes and embedded:
-            out += self.committer.write(embedded)
+            with self.writing:
+                out += self.committer.write(embedded)
         else:
             out += embedded
         return _pack(out)
@@ -183,7 +194,9 @@ def run_on_ray(chunks: Iterable[list[Task]], index: CustomIndex, tally, replace:
             ds = ds.map_batches(_read, fn_kwargs={"media": index.media_options}, batch_size=per_batch,
                                 batch_format="numpy", num_cpus=0, concurrency=READ_TASKS)
             ds = ds.map_batches(_EmbedActor, fn_constructor_kwargs={"recipe": recipe}, batch_size=per_batch,
-                                batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
+                                batch_format="numpy", compute=ray.data.ActorPoolStrategy(
+                                    size=workers, max_concurrent_calls_per_actor=CALLS_PER_ACTOR,
+                                    enable_true_multi_threading=True),
                                 num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None)
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 for item in _blobs(batch):
