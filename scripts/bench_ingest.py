@@ -2,16 +2,18 @@
 in one process, and ``vecsim ingest --ray`` with 1 and 2 workers; then the time to resume after
 the whole job is killed mid-way.
 
-    python scripts/bench_ingest.py --photos 1000 --video-minutes 30 --json ingest.json
+    python scripts/bench_ingest.py --photos 1000 --video-minutes 30 --repeat 3 --json ingest.json
 
 Corpus (made in a temporary folder, from ``../shared/data``): ``--photos`` JPEG files (the shared
 photos, astro distractors and cut-outs, then cropped and rescaled copies of them until there are
 enough: every file has its own bytes) and ``--video-minutes`` of 1280x720 H.264 at 10 fps in
 5-minute files (pans and cuts over the shared photos). Each run is a fresh process (model load
-included: a real job loads its model too) writing to a fresh collection of one server; a Ray run
-joins a cluster started before the clock starts (``ray.init(num_cpus=2)``, as a backfill joins a
-running cluster), with 1 CPU per worker. Times are wall clock from opening the index to the end
-of the call, the final index build included.
+included: a real job loads its model too) writing to a fresh collection of one server (dropped
+after the run, so that no later run pays for its upkeep); a Ray run joins a cluster started
+before the clock starts (``ray.init(num_cpus=2)``, as a backfill joins a running cluster), with
+1 CPU per worker. Times are wall clock from opening the index to the end of the call, the final
+index build included. ``--repeat N`` runs the modes in turn N times and reports each mode's
+median run (the server is given ``SETTLE_S`` after it starts, before the first run).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ import time
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+#: Seconds the bench waits after the server started, before the first run.
+SETTLE_S = 30
 
 RUN = r"""
 import json, os, sys, time
@@ -51,6 +56,9 @@ with CustomIndex(uri, collection=collection, progress=False) as index:
         added, failed = r.added, r.failed
     assets, frames = index._store.count()
 seconds = time.perf_counter() - t0
+with CustomIndex(uri, collection=collection, progress=False) as index:  # dropped: later runs pay no upkeep for it
+    for name in (index._store.collection, index._store.assets_collection):
+        index._store._client.drop_collection(name)
 print("RESULT " + json.dumps({"seconds": seconds, "added": added, "failed": failed, "assets": assets, "frames": frames}))
 """
 
@@ -109,6 +117,12 @@ def run(mode: str, manifest: Path, uri: str, collection: str, workers: int = 1) 
     return r
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run of median time (the lower middle of an even count), with every run's seconds."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    return {**ordered[(len(ordered) - 1) // 2], "runs_s": [round(r["seconds"], 1) for r in runs]}
+
+
 def resume(manifest: Path, uri: str, collection: str, total: int, at: float) -> dict:
     """Start ``vecsim ingest --ray local --workers 2``, SIGKILL its whole process group (driver,
     Ray, actors) once ``at`` of the assets are committed, then rerun it to the end."""
@@ -152,6 +166,8 @@ def main() -> int:
     ap.add_argument("--photos", type=int, default=1000)
     ap.add_argument("--video-minutes", type=float, default=30)
     ap.add_argument("--modes", default="add_many,local,ray1,ray2")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of each mode, taken in turn (mode after mode, then again); the median is reported")
     ap.add_argument("--no-resume", action="store_true")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--corpus", type=Path, help="keep the generated media here (and reuse them next time)")
@@ -172,17 +188,26 @@ def main() -> int:
                 make_videos(root / "v", args.video_minutes)
         print(f"corpus made in {time.perf_counter() - t:.0f} s", file=sys.stderr)
         with milvus_server(Path(tmp) / "milvus") as uri:
+            time.sleep(SETTLE_S)  # a server just started is busy for a while: the first run would pay for it
             for kind, manifest in corpora.items():
-                for mode in filter(None, args.modes.split(",")):
-                    workers = int(mode[3:]) if mode.startswith("ray") else 1
-                    r = run(mode if not mode.startswith("ray") else "ray", manifest, uri, f"{kind}_{mode}", workers)
-                    out[kind].append(r)
-                    print(f"{kind:7} {r['mode']:18} {r['added']:5} assets {r['frames']:6} frames {r['seconds']:7.1f} s "
-                          f"{r['assets_per_s']:7.2f} assets/s {r['frames_per_s']:7.2f} frames/s", file=sys.stderr)
+                modes = list(filter(None, args.modes.split(",")))
+                runs: dict[str, list[dict]] = {m: [] for m in modes}
+                for rep in range(args.repeat):  # in turn, so that a slow spell of the machine hits every mode
+                    for mode in modes:
+                        workers = int(mode[3:]) if mode.startswith("ray") else 1
+                        r = run(mode if not mode.startswith("ray") else "ray", manifest, uri, f"{kind}_{mode}_{rep}",
+                                workers)
+                        runs[mode].append(r)
+                        print(f"{kind:7} {r['mode']:18} {r['added']:5} assets {r['frames']:6} frames "
+                              f"{r['seconds']:7.1f} s {r['assets_per_s']:7.2f} assets/s {r['frames_per_s']:7.2f} frames/s",
+                              file=sys.stderr)
+                for mode in modes:
+                    out[kind].append(median_run(runs[mode]))
                 by = {r["mode"]: r for r in out[kind]}
                 if "ray, 1 worker" in by and "ray, 2 workers" in by:
                     out[f"{kind}_scaling_1_to_2"] = by["ray, 2 workers"]["frames_per_s"] / by["ray, 1 worker"]["frames_per_s"]
-                    print(f"{kind} scaling 1 -> 2 workers: {out[f'{kind}_scaling_1_to_2']:.2f}x", file=sys.stderr)
+                    print(f"{kind} scaling 1 -> 2 workers (medians of {args.repeat}): "
+                          f"{out[f'{kind}_scaling_1_to_2']:.2f}x", file=sys.stderr)
             if not args.no_resume:
                 out["resume"] = resume(corpora["photos"], uri, "photos_resume", args.photos, 0.5)
                 print(f"resume: {json.dumps(out['resume'])}", file=sys.stderr)
