@@ -22,6 +22,14 @@ class Spy:
     def __init__(self, store, refuse: str | None = None):
         self._store, self.refuse = store, refuse
         self.calls: list[tuple[str, int]] = []
+        self.cut_next_insert = False  # the next insert writes its first row only, then fails
+
+    def insert_frames(self, rows):
+        if self.cut_next_insert and len(rows) > 1:
+            self.cut_next_insert = False
+            self._store.insert_frames(rows[:1])
+            raise RuntimeError("the connection dropped half-way through the insert")
+        self._store.insert_frames(rows)
 
     def __getattr__(self, name):
         return getattr(self._store, name)
@@ -43,11 +51,11 @@ class Spy:
         self._store.build_index()
 
 
-def _spied(tmp_path, refuse=None) -> tuple[CustomIndex, Spy]:
-    uri = str(tmp_path / "bulk")
+def _spied(tmp_path, refuse=None, uri: str | None = None, collection: str = "vecsim") -> tuple[CustomIndex, Spy]:
+    uri = uri or str(tmp_path / "bulk")
     desc = load_descriptor(None)
     spec = CollectionSpec(desc.name, desc.version, desc.dim, default_index(uri))
-    spy = Spy(open_store(uri, "vecsim", spec), refuse)
+    spy = Spy(open_store(uri, collection, spec), refuse)
     return CustomIndex(store=spy), spy  # type: ignore[arg-type]
 
 
@@ -140,3 +148,26 @@ def test_an_ingest_group_that_fails_to_commit_fails_only_the_bad_asset(tmp_path,
         [failure] = read_failures(tmp_path / "failures.jsonl")
         assert failure["source"].endswith(f"{names[1]}.jpg") and f"cannot commit {bad}" in failure["message"]
         assert index.count() == 2 and index.store.count() == (2, 2)  # the refused asset's row is deleted
+
+
+@pytest.mark.parametrize("engine", ["milvus-lite", "milvus"])
+def test_an_ingest_group_insert_cut_half_way_leaves_no_duplicate_row(tmp_path, photos, engine, request):
+    """A group's insert that fails part-way (some rows stored) is retried asset by asset: the
+    rows it left are swept first, so no frame is stored twice (Milvus keeps both copies of a
+    primary key inserted twice)."""
+    import json
+
+    from vecsim import ingest
+
+    names = sorted(photos)[:3]
+    for n in names:
+        photos[n].convert("RGB").save(tmp_path / f"{n}.jpg", quality=90)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"source": f"{n}.jpg"}) + "\n" for n in names))
+    uri = f"milvus-lite:{tmp_path / 'cut.db'}" if engine == "milvus-lite" else request.getfixturevalue("milvus_server_uri")[0]
+    index, spy = _spied(tmp_path, uri=uri, collection=f"cut_insert_{engine.replace('-', '_')}")
+    spy.cut_next_insert = True
+    with index:
+        result = ingest(manifest, index, failures=tmp_path / "failures.jsonl")
+        assert (result.added, result.failed, result.frames) == (3, 0, 3) and not spy.cut_next_insert
+        assert index.count() == 3 and index.store.count() == (3, 3)

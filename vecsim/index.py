@@ -385,7 +385,8 @@ class CustomIndex:
                        ) -> tuple[list[tuple[int, AddResult]], list[tuple[int, Exception]]]:
         """Commit staged assets in one store write: their records in one commit (after their frame
         rows in one insert, where ``rows`` holds each asset's rows, not written yet). Where that
-        fails, each asset on its own, so that one bad asset fails only itself (its rows deleted).
+        fails, each asset on its own (its rows from the failed insert swept first), so that one bad
+        asset fails only itself (its rows deleted).
         Returns the committed ones and the failed ones, by position in ``staged``."""
         store = self._store
         try:
@@ -398,6 +399,9 @@ class CustomIndex:
             for i, st in enumerate(staged):
                 try:
                     if rows is not None:
+                        # the group insert may have stored part of these rows: a server such as
+                        # Milvus keeps both copies of a key inserted twice, so sweep them first
+                        self._abandon(st.record.task_id, st.existing)
                         store.insert_frames(rows[i])
                     store.commit_asset(st.record)
                     done.append(i)
